@@ -1,0 +1,80 @@
+//! Dispatches a parsed command line: builds the config and the session and
+//! runs the command. Everything returns `WaError`, which `main` maps to an
+//! exit code.
+
+use std::io::BufWriter;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::cli::{Cli, Command, GenerateArgs};
+use crate::config::Config;
+use crate::error::{Result, WaError};
+use crate::output::{self, BatchSink, SinkOptions};
+use crate::{exec, generate, repl, saved, session};
+
+/// The sink for one result, per the config's format and output file.
+pub fn sink(config: &Config, schema: SchemaRef) -> Result<Box<dyn BatchSink>> {
+    let opts = SinkOptions {
+        max_rows: config.max_rows,
+    };
+    match &config.output {
+        Some(path) => output::file_sink(config.format, schema, path, &opts),
+        None => output::writer_sink(config.format, schema, BufWriter::new(std::io::stdout()), &opts),
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::from_args(&cli.global)?;
+    match cli.command.unwrap_or(Command::Repl) {
+        Command::Generate(args) => run_generate(&args),
+        Command::Queries => saved::list(&config),
+        Command::Bench(args) => crate::bench::run(&config, &args).await,
+        Command::Repl => {
+            let ctx = session::build_session(&config).await?;
+            repl::run(ctx, config).await
+        }
+        Command::Query { file, sql } => {
+            let sql = match (file, sql) {
+                (Some(f), None) => std::fs::read_to_string(&f)
+                    .map_err(|e| WaError::io(f.display().to_string(), e))?,
+                (None, Some(s)) => s,
+                _ => return Err(WaError::Usage("query takes SQL text or -f FILE".into())),
+            };
+            let ctx = session::build_session(&config).await?;
+            exec::run_sql(&ctx, &sql, None, &mut |schema| sink(&config, schema)).await?;
+            Ok(())
+        }
+        Command::Run {
+            name,
+            params,
+            alert_at,
+        } => saved::run(&config, &name, &params, alert_at).await,
+    }
+}
+
+fn run_generate(args: &GenerateArgs) -> Result<()> {
+    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d")
+        .map_err(|_| WaError::Usage(format!("--start: expected YYYY-MM-DD, got {:?}", args.start)))?;
+    let opts = generate::GenerateOptions {
+        out: args.out.clone(),
+        messages: args.messages,
+        customers: args.customers,
+        accounts: args.accounts,
+        seed: args.seed,
+        start,
+        days: args.days,
+        partition_by_month: args.partition_by_month,
+        rows_per_file: args.rows_per_file,
+    };
+    let t = std::time::Instant::now();
+    let summary = generate::generate(&opts)?;
+    eprintln!(
+        "wrote {} messages ({} rows) in {} files to {} in {:.1} s",
+        summary.messages,
+        summary.rows,
+        summary.files.len(),
+        args.out.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `wausage bench`: the performance targets of the scale issue, measured.
+//! Generates the benchmark log when missing, then times the windowing query
+//! against a plain per-customer GROUP BY on the same files, interleaved,
+//! each run in a fresh session (nothing cached), prints medians and the
+//! ratio, and checks the windowing's category counts against the rules
+//! core run directly on the Parquet rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use std::time::Instant;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use wausage_udfs::columns::{row, LogBatch};
+use wausage_udfs::rules::{customer_key, RuleChoice, Row, Windowing};
+
+use crate::cli::BenchArgs;
+use crate::config::Config;
+use crate::error::{Result, WaError};
+use crate::generate::{generate, GenerateOptions};
+use crate::session::build_session;
+
+pub const PLAIN: &str =
+    "SELECT count(*) FROM (SELECT account_id, customer_id, count(*) FROM messages_raw GROUP BY 1, 2)";
+pub const WINDOWING: &str = "SELECT category, count(*) FROM conversations GROUP BY category";
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v[v.len() / 2]
+}
+
+async fn time_query(config: &Config, sql: &str) -> Result<(f64, Vec<RecordBatch>)> {
+    let start = Instant::now();
+    let ctx = build_session(config).await?;
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok((start.elapsed().as_secs_f64(), batches))
+}
+
+/// Category counts from a `category, count` result.
+fn counts(batches: &[RecordBatch]) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let cats = cast(b.column(0), &DataType::Utf8)?;
+        let n = cast(b.column(1), &DataType::Int64)?;
+        for i in 0..b.num_rows() {
+            out.insert(
+                cats.as_string::<i32>().value(i).to_string(),
+                n.as_primitive::<Int64Type>().value(i),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the rules core directly over every row of the log's files.
+pub fn core_counts(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, i64>> {
+    let mut pairs: HashMap<(String, String), (Vec<Row>, Vec<String>)> = HashMap::new();
+    for file in files {
+        let f = std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
+        for batch in reader {
+            let batch = batch?;
+            let col = |name: &str, t: &DataType| -> Result<arrow::array::ArrayRef> {
+                Ok(cast(
+                    batch
+                        .column_by_name(name)
+                        .ok_or_else(|| WaError::Input(format!("{}: no column {name}", file.display())))?,
+                    t,
+                )?)
+            };
+            let ts = crate::logs::timestamp_type();
+            let names = wausage_udfs::columns::LOG_ARGS;
+            let values: Vec<_> = names
+                .iter()
+                .map(|n| col(n, if n.ends_with("_at") { &ts } else { &DataType::Utf8View }))
+                .collect::<Result<_>>()?;
+            let log = LogBatch::try_new(&values)?;
+            let accounts = col("account_id", &DataType::Utf8)?;
+            let customers = col("customer_id", &DataType::Utf8)?;
+            for i in 0..batch.num_rows() {
+                let key = (
+                    accounts.as_string::<i32>().value(i).to_string(),
+                    customer_key(customers.as_string::<i32>().value(i)).to_string(),
+                );
+                let entry = pairs.entry(key).or_default();
+                entry.0.push(row(log.code(i)?, log.sent_at.value(i), log.delivered_at(i), log.id(i)));
+                entry.1.push(String::from_utf8_lossy(log.id(i)).into_owned());
+            }
+        }
+    }
+    let mut windowing = Windowing::new(RuleChoice::Auto);
+    let mut outcomes = vec![];
+    let mut out = BTreeMap::new();
+    for (rows, ids) in pairs.values() {
+        windowing
+            .run_pair(rows, |i| ids[i as usize].as_bytes(), &mut outcomes)
+            .map_err(|e| WaError::Input(e.to_string()))?;
+        for m in &outcomes {
+            if let Some((c, _)) = m.conversation {
+                *out.entry(c.as_str().to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
+    if !args.dir.exists() {
+        eprintln!("generating {} messages into {} ...", args.messages, args.dir.display());
+        let t = Instant::now();
+        generate(&GenerateOptions {
+            out: args.dir.clone(),
+            messages: args.messages,
+            customers: Some(args.customers),
+            days: 59,
+            ..GenerateOptions::default()
+        })?;
+        eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let mut config = config.clone();
+    config.data = args.dir.to_string_lossy().into_owned();
+    let (mut plain, mut windowing) = (vec![], vec![]);
+    let mut last = vec![];
+    for run in 0..args.runs.max(1) {
+        let (p, _) = time_query(&config, PLAIN).await?;
+        let (w, batches) = time_query(&config, WINDOWING).await?;
+        eprintln!("run {}: plain {p:.3} s, windowing {w:.3} s", run + 1);
+        plain.push(p);
+        windowing.push(w);
+        last = batches;
+    }
+    let (p, w) = (median(&mut plain), median(&mut windowing));
+    println!("plain GROUP BY     median {p:.3} s");
+    println!("windowing          median {w:.3} s");
+    println!("ratio windowing/plain {:.2}x (target <= 2x)", w / p);
+    let got = counts(&last)?;
+    let files = crate::logs::register_log(&datafusion::prelude::SessionContext::new(), "t", &config.data)
+        .await?
+        .files;
+    let expected = core_counts(&files)?;
+    if got != expected {
+        return Err(WaError::Input(format!(
+            "windowing answer {got:?} differs from the rules core {expected:?}"
+        )));
+    }
+    println!("answer checked against the rules core: {got:?}");
+    Ok(())
+}
+

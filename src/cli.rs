@@ -1,0 +1,133 @@
+//! The command line, as clap definitions only. Global options may stand
+//! before or after the command; each has an environment variable where a
+//! cron job or a shell profile would rather set it once.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wausage",
+    version,
+    about = "SQL analytics over WhatsApp Business message logs (Parquet)",
+    after_help = "With no command, starts the interactive SQL shell (repl).\n\
+                  Exit codes: 0 success, 1 query or input error, 2 usage error, 3 alert."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Message log: a Parquet file, a directory tree, a glob or hive partitions
+    /// [default: the shipped sample_data/]
+    #[arg(long, global = true, env = "WAUSAGE_DATA", value_name = "PATH")]
+    pub data: Option<String>,
+    /// Register another Parquet or CSV file as a table (repeatable)
+    #[arg(long = "table", global = true, value_name = "NAME=PATH")]
+    pub tables: Vec<String>,
+    /// Bound the query memory pool, e.g. 512m or 2g; operators spill to disk beyond it
+    #[arg(long, global = true, env = "WAUSAGE_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Number of partitions queries run in [default: number of cores]
+    #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N")]
+    pub partitions: Option<usize>,
+    /// Rule set that prices messages: auto (the one in force), cbp or pmp
+    #[arg(long, global = true, env = "WAUSAGE_RULES", value_name = "RULES")]
+    pub rules: Option<String>,
+    /// Output format: table, csv, json, ndjson, parquet, html
+    /// [default: table on a terminal, else csv]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Write results to FILE (atomically: a temporary file renamed on success)
+    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Rows shown by the table format
+    #[arg(long, global = true, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// Folder of your own saved queries [default: the config directory's queries/]
+    #[arg(long, global = true, env = "WAUSAGE_QUERIES", value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Interactive SQL shell (also reads statements from piped stdin)
+    Repl,
+    /// Run SQL statements once, for scripts
+    Query {
+        /// Read the statements from a .sql file
+        #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "sql")]
+        file: Option<PathBuf>,
+        /// The SQL statements, separated by `;`
+        sql: Option<String>,
+    },
+    /// Run a saved query by name or .sql file, with typed parameters
+    Run {
+        /// A built-in or user query name, or a path to a .sql file
+        name: String,
+        /// A parameter, as key=value (repeatable)
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Exit with code 3 when a row's quota_used_pct or projected_pct reaches PCT
+        #[arg(long, value_name = "PCT")]
+        alert_at: Option<f64>,
+    },
+    /// List the saved queries with their descriptions and parameters
+    Queries,
+    /// Write a synthetic message log as Parquet
+    Generate(GenerateArgs),
+    /// Time the windowing against a plain GROUP BY on a generated log
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output directory
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of distinct messages
+    #[arg(long, value_name = "N")]
+    pub messages: u64,
+    /// Number of customers [default: messages / 50]
+    #[arg(long, value_name = "N")]
+    pub customers: Option<u64>,
+    /// Number of business accounts
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub accounts: u32,
+    /// Random seed: the same seed gives the same files
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub seed: u64,
+    /// First day, YYYY-MM-DD
+    #[arg(long, value_name = "DATE", default_value = "2024-02-01")]
+    pub start: String,
+    /// Number of days
+    #[arg(long, value_name = "N", default_value_t = 28)]
+    pub days: u32,
+    /// Write hive partitions month=YYYY-MM/
+    #[arg(long)]
+    pub partition_by_month: bool,
+    /// Rows per Parquet file
+    #[arg(long, value_name = "N")]
+    pub rows_per_file: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where the benchmark log lives (generated when missing)
+    #[arg(long, value_name = "DIR", default_value = "bench_data")]
+    pub dir: PathBuf,
+    /// Messages in the generated log
+    #[arg(long, value_name = "N", default_value_t = 50_000_000)]
+    pub messages: u64,
+    /// Customers in the generated log
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub customers: u64,
+    /// Timed runs of each query
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub runs: usize,
+}

@@ -1,0 +1,1115 @@
+//! Synthetic message logs (`wausage generate`).
+//!
+//! Benchmarks, demos and tests need message logs that look like a real WhatsApp Business
+//! export (see `message-log.md`) without shipping customer data. This module writes them as
+//! Parquet: a fixed population of customers with real-format phone numbers from many
+//! countries, activity as "situations" (template campaigns, OTPs, support chats through free
+//! entry points, replies outside the 24-hour window, templates just either side of a 24-hour
+//! boundary, `sent` rows later followed by their `delivered` row), in arrival order.
+//!
+//! The output depends only on the options: a seeded SplitMix64 generator, no hash-map
+//! iteration, and time slices that are generated independently of each other and then merged
+//! in order. Rows are streamed slice by slice, so memory stays small at any size.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{Datelike, NaiveDate};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Result, WaError};
+
+/// What to generate and where.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Output directory (created if missing).
+    pub out: PathBuf,
+    /// Number of distinct messages (message ids); duplicate rows come on top.
+    pub messages: u64,
+    /// Size of the customer population; default `messages / 50`, at least 1.
+    pub customers: Option<u64>,
+    /// Business accounts `acct-1` .. `acct-N`.
+    pub accounts: u32,
+    pub seed: u64,
+    /// First day (UTC) of the log; `sent_at` lies in `[start, start + days)`.
+    pub start: NaiveDate,
+    pub days: u32,
+    /// Write `OUT/month=YYYY-MM/part-*.parquet` instead of `OUT/part-*.parquet`.
+    pub partition_by_month: bool,
+    /// Rows (duplicates included) per file; default 2,000,000.
+    pub rows_per_file: Option<u64>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            out: PathBuf::from("generated"),
+            messages: 1_000_000,
+            customers: None,
+            accounts: 3,
+            seed: 42,
+            start: NaiveDate::from_ymd_opt(2024, 2, 1).expect("valid date"),
+            days: 28,
+            partition_by_month: false,
+            rows_per_file: None,
+        }
+    }
+}
+
+/// What [`generate`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateSummary {
+    /// Rows written, duplicate rows included.
+    pub rows: u64,
+    /// Distinct message ids written (always `GenerateOptions::messages`).
+    pub messages: u64,
+    /// The files written, in row order.
+    pub files: Vec<PathBuf>,
+}
+
+const SEC: i64 = 1_000_000;
+const MIN: i64 = 60 * SEC;
+const HOUR: i64 = 60 * MIN;
+/// `delivered_at` of a row that was never delivered.
+const NULL_TS: i64 = i64::MIN;
+const ROW_GROUP_ROWS: usize = 256 * 1024;
+const BATCH_ROWS: usize = 64 * 1024;
+/// Aim for about this many messages per independently generated time slice.
+const SLICE_MESSAGES: u64 = 64 * 1024;
+const MAX_CUSTOMERS: u64 = 100_000_000;
+
+/// Write a synthetic message log as described by `opts`.
+pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
+    let plan = Plan::new(opts)?;
+    fs::create_dir_all(&opts.out).map_err(|e| WaError::io(opts.out.display().to_string(), e))?;
+    let mut sink = Sink::new(opts);
+    let (tx, rx) = mpsc::sync_channel::<Result<(usize, RecordBatch)>>(4);
+    std::thread::scope(|s| {
+        s.spawn(|| plan.produce(tx));
+        for msg in rx {
+            let (month, batch) = msg?;
+            sink.write(month, &plan.months[month].1, &batch)?;
+        }
+        sink.close()
+    })?;
+    remove_stale(&opts.out, &sink.files)?;
+    Ok(GenerateSummary {
+        rows: sink.rows,
+        messages: opts.messages,
+        files: sink.files,
+    })
+}
+
+/// The Arrow schema of a generated log (`message-log.md`).
+pub fn schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let utf8 = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        utf8("message_id", false),
+        utf8("account_id", false),
+        utf8("customer_id", false),
+        utf8("direction", false),
+        utf8("message_type", false),
+        utf8("category", true),
+        utf8("status", false),
+        Field::new("sent_at", ts.clone(), false),
+        Field::new("delivered_at", ts, true),
+        utf8("entry_point", true),
+    ]))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomness
+
+/// SplitMix64's output function: a bijection on `u64` with good avalanche.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// SplitMix64: tiny, fast and plenty for synthetic data.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, stream: u64) -> Self {
+        Rng(mix(seed ^ mix(stream.wrapping_add(0x5EED))))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    /// Uniform in `[0, n)`.
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() as u128 * n as u128) >> 64) as u64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+    /// Uniform duration in `[lo, hi)`.
+    fn between(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo) as u64) as i64
+    }
+}
+
+/// The compact part of a message id: a bijection of the message number on 50 bits (so ids
+/// never collide), keyed by the seed. 36^10 > 2^50, so ten base-36 digits always suffice.
+fn id_code(no: u64, key: u64) -> u64 {
+    const MASK: u64 = (1 << 50) - 1;
+    let mut x = no.wrapping_add(key) & MASK;
+    x ^= x >> 23;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) & MASK;
+    x ^= x >> 26;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9) & MASK;
+    x ^ (x >> 21)
+}
+
+/// `wamid.` followed by ten base-36 digits.
+fn write_id(code: u64, buf: &mut [u8; 16]) -> &str {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    buf[..6].copy_from_slice(b"wamid.");
+    let mut x = code;
+    for b in buf[6..].iter_mut().rev() {
+        *b = DIGITS[(x % 36) as usize];
+        x /= 36;
+    }
+    std::str::from_utf8(buf).expect("ASCII")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customers
+
+/// A country's mobile numbers: `+cc prefix subscriber`, where the prefix is one of the
+/// space-separated `prefixes` and the subscriber part has `free` digits. In the North American
+/// plan (`+1`) the exchange code after the area code must also start with 2-9 and not be N11.
+struct Country {
+    iso: &'static str,
+    cc: &'static str,
+    prefixes: &'static str,
+    free: u32,
+    weight: u64,
+}
+
+const fn c(
+    iso: &'static str,
+    cc: &'static str,
+    prefixes: &'static str,
+    free: u32,
+    weight: u64,
+) -> Country {
+    Country {
+        iso,
+        cc,
+        prefixes,
+        free,
+        weight,
+    }
+}
+
+/// Real national formats; `weight` roughly follows where WhatsApp Business is used.
+const COUNTRIES: &[Country] = &[
+    c("ID", "62", "811 812 813 821 822 852 857", 8, 16),
+    c("IN", "91", "98 99 96 94 93", 8, 16),
+    c("BR", "55", "119 219 319", 8, 12),
+    c("MX", "52", "155 133 181", 8, 8),
+    c("US", "1", "212 415 646 312 713", 5, 6),
+    c("CA", "1", "416 604 514", 5, 2),
+    c("GB", "44", "771 772 773 774 775", 7, 5),
+    c("DE", "49", "151 160 170", 8, 4),
+    c("FR", "33", "60 61 62 64 65 66 67 68", 7, 3),
+    c("ES", "34", "6", 8, 4),
+    c("IT", "39", "320 333 347 380 393", 7, 4),
+    c("RU", "7", "915 916 926 903", 7, 3),
+    c("NG", "234", "803 805 806 807 808", 7, 4),
+    c("ZA", "27", "82 83 84", 7, 3),
+    c("TR", "90", "530 532 535 541 542 505", 7, 4),
+    c("SA", "966", "50 55 56 59", 7, 3),
+    c("EG", "20", "100 101 106 111 112 122", 7, 3),
+    c("AE", "971", "50 52 54 55 56 58", 7, 2),
+    c("CO", "57", "300 301 310 311 315 320", 7, 4),
+];
+
+/// Every customer's phone number (with `+`, in one buffer) and home account.
+struct Population {
+    phones: String,
+    ends: Vec<u32>,
+    home: Vec<u16>,
+}
+
+impl Population {
+    fn new(customers: u64, accounts: u32, seed: u64) -> Self {
+        let total: u64 = COUNTRIES.iter().map(|c| c.weight).sum();
+        let prefixes: Vec<Vec<String>> = COUNTRIES.iter().map(expand_prefixes).collect();
+        let mut issued = vec![0u64; COUNTRIES.len()];
+        let mut pop = Population {
+            phones: String::with_capacity(customers as usize * 15),
+            ends: Vec::with_capacity(customers as usize),
+            home: Vec::with_capacity(customers as usize),
+        };
+        for i in 0..customers {
+            let h = mix(seed ^ mix(i ^ 0xC057));
+            let mut pick = h % total;
+            let mut k = 0;
+            while pick >= COUNTRIES[k].weight {
+                pick -= COUNTRIES[k].weight;
+                k += 1;
+            }
+            pop.phones
+                .push_str(&phone_number(k, &prefixes[k], issued[k], seed));
+            issued[k] += 1;
+            pop.ends.push(pop.phones.len() as u32);
+            pop.home.push(((h >> 32) % u64::from(accounts)) as u16);
+        }
+        pop
+    }
+
+    /// The number in E.164 with `+`.
+    fn phone(&self, i: u32) -> &str {
+        let from = if i == 0 {
+            0
+        } else {
+            self.ends[i as usize - 1] as usize
+        };
+        &self.phones[from..self.ends[i as usize] as usize]
+    }
+}
+
+/// The national prefixes of `c`, with NANP exchange codes `[2-9][02-9]` spelled out.
+fn expand_prefixes(c: &Country) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in c.prefixes.split(' ') {
+        if c.cc != "1" {
+            out.push(p.to_string());
+            continue;
+        }
+        for a in 2..=9 {
+            out.extend((0..=9).filter(|&b| b != 1).map(|b| format!("{p}{a}{b}")));
+        }
+    }
+    out
+}
+
+/// The `n`-th number issued in country `k`: an affine bijection on the country's number space
+/// (while it lasts), so customers in one country never share a number.
+fn phone_number(k: usize, prefixes: &[String], n: u64, seed: u64) -> String {
+    let c = &COUNTRIES[k];
+    let p = prefixes.len() as u64;
+    let space = p * 10u64.pow(c.free);
+    // 2^61 - 1 is prime and larger than any space, hence coprime with it.
+    let a = ((1u64 << 61) - 1) % space;
+    let b = mix(seed ^ (k as u64 + 1).wrapping_mul(0x9E37)) % space;
+    let v = ((a as u128 * (n % space) as u128 + b as u128) % space as u128) as u64;
+    let width = c.free as usize;
+    format!("+{}{}{:0width$}", c.cc, prefixes[(v % p) as usize], v / p)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Inbound,
+    FreeForm,
+    Marketing,
+    Utility,
+    Authentication,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Status {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    Received,
+}
+
+const ENTRY_POINTS: [Option<&str>; 3] = [None, Some("ctwa_ad"), Some("page_cta")];
+
+/// One log row, compact; strings are only materialised when the Arrow batch is built. The
+/// derived order (by `sent`, then `no`, then `rank`) is the arrival order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    sent: i64,
+    /// Message number: unique across the output, mapped to the message id.
+    no: u64,
+    /// 0 for the early `sent` row of a message logged twice, else 1.
+    rank: u8,
+    delivered: i64,
+    customer: u32,
+    account: u16,
+    kind: Kind,
+    status: Status,
+    entry: u8,
+    plus: bool,
+}
+
+/// Everything fixed before generation: time slices, their message budgets, the customers.
+struct Plan {
+    seed: u64,
+    id_key: u64,
+    start: i64,
+    end: i64,
+    /// Cumulative diurnal weight per hour of the period (`hours + 1` entries).
+    cum: Vec<u64>,
+    hours_per_slice: usize,
+    /// Message numbers: slice `s` issues `budget[s]..budget[s + 1]`.
+    budget: Vec<u64>,
+    pop: Population,
+    accounts: Vec<String>,
+    /// Calendar months covered: (first microsecond, `YYYY-MM`).
+    months: Vec<(i64, String)>,
+}
+
+impl Plan {
+    fn new(o: &GenerateOptions) -> Result<Plan> {
+        let usage = |m: &str| Err(WaError::Usage(m.to_string()));
+        let customers = o.customers.unwrap_or((o.messages / 50).max(1));
+        if o.messages == 0 || o.messages > 1 << 48 {
+            return usage("--messages must be between 1 and 2^48");
+        }
+        if customers == 0 || customers > MAX_CUSTOMERS {
+            return usage("--customers must be between 1 and 100000000");
+        }
+        if o.accounts == 0 || o.accounts > u32::from(u16::MAX) {
+            return usage("--accounts must be between 1 and 65535");
+        }
+        if o.days == 0 || o.days > 36_600 {
+            return usage("--days must be between 1 and 36600");
+        }
+        if o.rows_per_file == Some(0) {
+            return usage("--rows-per-file must be at least 1");
+        }
+        let start = o
+            .start
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_micros();
+        let hours = o.days as usize * 24;
+        let mut cum = vec![0u64; hours + 1];
+        for h in 0..hours {
+            cum[h + 1] = cum[h] + hour_weight(o.start, h);
+        }
+        let slices = o.messages.div_ceil(SLICE_MESSAGES).min(hours as u64) as usize;
+        let hours_per_slice = hours.div_ceil(slices);
+        let slices = hours.div_ceil(hours_per_slice);
+        let share = |h: usize| (o.messages as u128 * cum[h] as u128 / cum[hours] as u128) as u64;
+        let budget = (0..=slices)
+            .map(|s| share((s * hours_per_slice).min(hours)))
+            .collect();
+        let mut months = Vec::new();
+        let mut day = o.start.with_day(1).expect("day 1");
+        let last = o.start + chrono::Days::new(u64::from(o.days));
+        while day < last {
+            let from = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+            months.push((
+                from.timestamp_micros().max(start),
+                day.format("%Y-%m").to_string(),
+            ));
+            day = day + chrono::Months::new(1);
+        }
+        Ok(Plan {
+            seed: o.seed,
+            id_key: mix(o.seed ^ 0x1D5),
+            start,
+            end: start + hours as i64 * HOUR,
+            cum,
+            hours_per_slice,
+            budget,
+            pop: Population::new(customers, o.accounts, o.seed),
+            accounts: (1..=o.accounts).map(|a| format!("acct-{a}")).collect(),
+            months,
+        })
+    }
+
+    /// Generate slice by slice, merge into arrival order, send `(month, batch)` in order.
+    fn produce(&self, tx: mpsc::SyncSender<Result<(usize, RecordBatch)>>) {
+        let mut pending = BinaryHeap::new();
+        for s in 0..self.budget.len() - 1 {
+            let cut = (self.start + ((s + 1) * self.hours_per_slice) as i64 * HOUR).min(self.end);
+            let mut due = Vec::new();
+            for row in self.slice(s) {
+                if row.sent < cut {
+                    due.push(row);
+                } else {
+                    pending.push(Reverse(row));
+                }
+            }
+            while pending.peek().is_some_and(|p| p.0.sent < cut) {
+                due.push(pending.pop().expect("peeked").0);
+            }
+            due.sort_unstable();
+            let mut rest = &due[..];
+            while let Some(first) = rest.first() {
+                let month = self.months.partition_point(|m| m.0 <= first.sent) - 1;
+                let month_end = self.months.get(month + 1).map_or(i64::MAX, |m| m.0);
+                let n = rest.partition_point(|r| r.sent < month_end).min(BATCH_ROWS);
+                let (chunk, tail) = rest.split_at(n);
+                rest = tail;
+                if tx.send(self.batch(chunk).map(|b| (month, b))).is_err() {
+                    return; // the writer failed and stopped listening
+                }
+            }
+        }
+    }
+
+    /// The rows of the situations starting in slice `s`, unsorted.
+    fn slice(&self, s: usize) -> Vec<Row> {
+        let hours = self.cum.len() - 1;
+        let h0 = s * self.hours_per_slice;
+        let h1 = (h0 + self.hours_per_slice).min(hours);
+        let budget = self.budget[s + 1] - self.budget[s];
+        let mut g = SliceGen {
+            plan: self,
+            rng: Rng::new(self.seed, s as u64),
+            rows: Vec::with_capacity(budget as usize * 21 / 20 + 16),
+            next_no: self.budget[s],
+            left: budget,
+        };
+        while g.left > 0 {
+            let x = self.cum[h0] + g.rng.below(self.cum[h1] - self.cum[h0]);
+            let h = self.cum.partition_point(|&c| c <= x) - 1;
+            let t = self.start + h as i64 * HOUR + g.rng.between(0, HOUR);
+            g.situation(t);
+        }
+        g.rows
+    }
+
+    fn batch(&self, rows: &[Row]) -> Result<RecordBatch> {
+        let n = rows.len();
+        let mut cols: Vec<StringBuilder> = [16, 8, 14, 8, 9, 9, 9]
+            .iter()
+            .map(|w| StringBuilder::with_capacity(n, n * w))
+            .collect();
+        let mut entry = StringBuilder::with_capacity(n, n);
+        let mut buf = [0u8; 16];
+        for r in rows {
+            cols[0].append_value(write_id(id_code(r.no, self.id_key), &mut buf));
+            cols[1].append_value(&self.accounts[r.account as usize]);
+            let phone = self.pop.phone(r.customer);
+            cols[2].append_value(if r.plus { phone } else { &phone[1..] });
+            let (direction, message_type, category) = match r.kind {
+                Kind::Inbound => ("inbound", "free_form", None),
+                Kind::FreeForm => ("outbound", "free_form", None),
+                Kind::Marketing => ("outbound", "template", Some("marketing")),
+                Kind::Utility => ("outbound", "template", Some("utility")),
+                Kind::Authentication => ("outbound", "template", Some("authentication")),
+            };
+            cols[3].append_value(direction);
+            cols[4].append_value(message_type);
+            cols[5].append_option(category);
+            cols[6].append_value(match r.status {
+                Status::Sent => "sent",
+                Status::Delivered => "delivered",
+                Status::Read => "read",
+                Status::Failed => "failed",
+                Status::Received => "received",
+            });
+            entry.append_option(ENTRY_POINTS[r.entry as usize]);
+        }
+        let ts = |v: TimestampMicrosecondArray| Arc::new(v.with_timezone("UTC")) as ArrayRef;
+        let mut arrays: Vec<ArrayRef> =
+            cols.iter_mut().map(|b| Arc::new(b.finish()) as _).collect();
+        arrays.push(ts(TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|r| r.sent),
+        )));
+        arrays.push(ts(rows
+            .iter()
+            .map(|r| (r.delivered != NULL_TS).then_some(r.delivered))
+            .collect()));
+        arrays.push(Arc::new(entry.finish()));
+        Ok(RecordBatch::try_new(schema(), arrays)?)
+    }
+}
+
+/// Relative activity in hour `h` of the period (UTC): quiet nights, busy days, calmer weekends.
+fn hour_weight(start: NaiveDate, h: usize) -> u64 {
+    const DAY: [u64; 24] = [
+        3, 2, 2, 2, 3, 4, 6, 8, 10, 11, 12, 12, 12, 12, 12, 11, 11, 10, 10, 10, 9, 8, 6, 4,
+    ];
+    let weekday = (start + chrono::Days::new(h as u64 / 24))
+        .weekday()
+        .num_days_from_monday();
+    DAY[h % 24] * if weekday >= 5 { 7 } else { 10 }
+}
+
+/// The state of one slice being generated.
+struct SliceGen<'a> {
+    plan: &'a Plan,
+    rng: Rng,
+    rows: Vec<Row>,
+    next_no: u64,
+    left: u64,
+}
+
+/// Who a situation is between.
+#[derive(Clone, Copy)]
+struct Pair {
+    customer: u32,
+    account: u16,
+}
+
+impl SliceGen<'_> {
+    /// One burst of activity between a customer and an account, starting at `t`.
+    fn situation(&mut self, t: i64) {
+        let customers = self.plan.pop.home.len() as f64;
+        // Squaring skews the choice: the first 1% of customers get 10% of the situations.
+        let u = self.rng.unit();
+        let customer = ((u * u * customers) as u32).min(self.plan.pop.home.len() as u32 - 1);
+        let mut account = self.plan.pop.home[customer as usize];
+        if self.rng.chance(0.1) {
+            account = self.rng.below(self.plan.accounts.len() as u64) as u16;
+        }
+        let p = Pair { customer, account };
+        let _ = match self.rng.below(100) {
+            0..30 => self.campaign(p, t),
+            30..50 => self.order_updates(p, t),
+            50..62 => self.one_time_password(p, t),
+            62..90 => self.support(p, t),
+            _ => self.around_24h(p, t),
+        };
+    }
+
+    /// A marketing template; some customers answer it and a short chat follows.
+    fn campaign(&mut self, p: Pair, t: i64) -> Option<()> {
+        self.emit(p, Kind::Marketing, t, 0)?;
+        if self.rng.chance(0.15) {
+            let t = t + self.rng.between(MIN, 2 * HOUR);
+            self.chat(p, t, 0)?;
+        }
+        Some(())
+    }
+
+    /// Utility templates: an order confirmation, often a shipping update hours or days later.
+    fn order_updates(&mut self, p: Pair, t: i64) -> Option<()> {
+        self.emit(p, Kind::Utility, t, 0)?;
+        if self.rng.chance(0.3) {
+            let t = t + self.rng.between(HOUR, 48 * HOUR);
+            self.emit(p, Kind::Utility, t, 0)?;
+            if self.rng.chance(0.1) {
+                let t = t + self.rng.between(MIN, HOUR);
+                self.chat(p, t, 0)?;
+            }
+        }
+        Some(())
+    }
+
+    /// An authentication template, sometimes re-sent a minute or two later.
+    fn one_time_password(&mut self, p: Pair, t: i64) -> Option<()> {
+        self.emit(p, Kind::Authentication, t, 0)?;
+        if self.rng.chance(0.15) {
+            let t = t + self.rng.between(30 * SEC, 2 * MIN);
+            self.emit(p, Kind::Authentication, t, 0)?;
+        }
+        Some(())
+    }
+
+    /// The customer writes first, sometimes through an ad or a Page button.
+    fn support(&mut self, p: Pair, t: i64) -> Option<()> {
+        let entry = match self.rng.below(100) {
+            0..8 => 1,
+            8..12 => 2,
+            _ => 0,
+        };
+        let t = self.chat(p, t, entry)?;
+        if self.rng.chance(0.1) {
+            let kind = if self.rng.chance(0.5) {
+                Kind::Marketing
+            } else {
+                Kind::Utility
+            };
+            let t = t + self.rng.between(MIN, 30 * HOUR);
+            self.emit(p, kind, t, 0)?;
+        }
+        Some(())
+    }
+
+    /// Templates of one category about 24 hours apart, just before or just after the boundary.
+    fn around_24h(&mut self, p: Pair, t: i64) -> Option<()> {
+        let kind =
+            [Kind::Marketing, Kind::Utility, Kind::Authentication][self.rng.below(3) as usize];
+        let mut t = t;
+        for _ in 0..1 + self.rng.below(3) {
+            self.emit(p, kind, t, 0)?;
+            let off = [6 * MIN, 36 * SEC, 2 * SEC][self.rng.below(3) as usize];
+            t += 24 * HOUR + if self.rng.chance(0.5) { -off } else { off };
+        }
+        Some(())
+    }
+
+    /// Rounds of inbound messages answered with free-form replies; returns the last time.
+    fn chat(&mut self, p: Pair, mut t: i64, entry: u8) -> Option<i64> {
+        for round in 0..1 + self.rng.below(4) {
+            self.emit(p, Kind::Inbound, t, if round == 0 { entry } else { 0 })?;
+            let r = self.rng.unit();
+            t += if r < 0.85 {
+                self.rng.between(10 * SEC, 15 * MIN)
+            } else if r < 0.98 {
+                self.rng.between(15 * MIN, 6 * HOUR)
+            } else {
+                self.rng.between(24 * HOUR + MIN, 30 * HOUR) // outside the window
+            };
+            self.emit(p, Kind::FreeForm, t, 0)?;
+            if self.rng.chance(0.3) {
+                t += self.rng.between(5 * SEC, 2 * MIN);
+                self.emit(p, Kind::FreeForm, t, 0)?;
+            }
+            t += self.rng.between(MIN, 30 * MIN);
+        }
+        Some(t)
+    }
+
+    /// Log one message sent (or received) at `t`; `None` ends the situation: the slice's
+    /// budget is used up or `t` is past the end of the period.
+    fn emit(&mut self, p: Pair, kind: Kind, t: i64, entry: u8) -> Option<()> {
+        if self.left == 0 || t >= self.plan.end {
+            return None;
+        }
+        self.left -= 1;
+        self.next_no += 1;
+        let mut row = Row {
+            sent: t,
+            delivered: NULL_TS,
+            no: self.next_no - 1,
+            customer: p.customer,
+            account: p.account,
+            kind,
+            status: Status::Received,
+            entry,
+            plus: !self.rng.chance(0.1),
+            rank: 1,
+        };
+        if kind != Kind::Inbound {
+            let (fail, lost) = if kind == Kind::FreeForm {
+                (0.01, 0.02)
+            } else {
+                (0.03, 0.05)
+            };
+            let r = self.rng.unit();
+            row.status = if r < fail {
+                Status::Failed
+            } else if r < fail + lost {
+                Status::Sent
+            } else {
+                let r = self.rng.unit();
+                row.delivered = t + if r < 0.85 {
+                    self.rng.between(SEC / 4, 8 * SEC)
+                } else if r < 0.97 {
+                    self.rng.between(8 * SEC, 10 * MIN)
+                } else {
+                    self.rng.between(HOUR, 12 * HOUR) // the phone was off
+                };
+                if self.rng.chance(0.05) {
+                    let sent_row = Row {
+                        delivered: NULL_TS,
+                        status: Status::Sent,
+                        rank: 0,
+                        ..row
+                    };
+                    self.rows.push(sent_row);
+                }
+                if self.rng.chance(0.55) {
+                    Status::Read
+                } else {
+                    Status::Delivered
+                }
+            };
+        }
+        self.rows.push(row);
+        Some(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// Writes batches into `part-NNNNN.parquet` files, rotating by size and (optionally) month.
+struct Sink {
+    out: PathBuf,
+    by_month: bool,
+    per_file: u64,
+    props: WriterProperties,
+    dir: PathBuf,
+    month: Option<usize>,
+    part: u32,
+    open: Option<(ArrowWriter<File>, PathBuf, u64)>,
+    files: Vec<PathBuf>,
+    rows: u64,
+}
+
+impl Sink {
+    fn new(o: &GenerateOptions) -> Self {
+        Sink {
+            out: o.out.clone(),
+            by_month: o.partition_by_month,
+            per_file: o.rows_per_file.unwrap_or(2_000_000),
+            props: WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .build(),
+            dir: o.out.clone(),
+            month: None,
+            part: 0,
+            open: None,
+            files: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    fn write(&mut self, month: usize, label: &str, batch: &RecordBatch) -> Result<()> {
+        if self.by_month && self.month != Some(month) {
+            self.close()?;
+            self.month = Some(month);
+            self.part = 0;
+            self.dir = self.out.join(format!("month={label}"));
+            fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        }
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.open.is_none() {
+                let tmp = self.dir.join(format!(".part-{:05}.parquet.tmp", self.part));
+                let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+                let w = ArrowWriter::try_new(file, schema(), Some(self.props.clone()))?;
+                self.open = Some((w, tmp, 0));
+            }
+            let (w, _, written) = self.open.as_mut().expect("opened above");
+            let n = (self.per_file - *written).min((batch.num_rows() - offset) as u64);
+            w.write(&batch.slice(offset, n as usize))?;
+            *written += n;
+            self.rows += n;
+            offset += n as usize;
+            if *written == self.per_file {
+                self.close()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish the open file and move it to its final name.
+    fn close(&mut self) -> Result<()> {
+        if let Some((w, tmp, _)) = self.open.take() {
+            w.close()?;
+            let path = self.dir.join(format!("part-{:05}.parquet", self.part));
+            fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+            self.files.push(path);
+            self.part += 1;
+        }
+        Ok(())
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> WaError {
+    WaError::io(path.display().to_string(), e)
+}
+
+/// Remove `part-*.parquet` files (and emptied `month=*` directories) left in `out` by an
+/// earlier run, so the directory holds exactly this log.
+fn remove_stale(out: &Path, written: &[PathBuf]) -> Result<()> {
+    let is_part = |n: &str| n.starts_with("part-") && n.ends_with(".parquet");
+    let list = |dir: &Path| -> Result<Vec<(PathBuf, String)>> {
+        let entries = fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+        let mut v = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(dir, e))?;
+            v.push((
+                entry.path(),
+                entry.file_name().to_string_lossy().into_owned(),
+            ));
+        }
+        Ok(v)
+    };
+    let remove = |p: &Path| fs::remove_file(p).map_err(|e| io_err(p, e));
+    for (path, name) in list(out)? {
+        if is_part(&name) && !written.contains(&path) {
+            remove(&path)?;
+        } else if name.starts_with("month=") && path.is_dir() {
+            let inside = list(&path)?;
+            for (p, n) in &inside {
+                if is_part(n) && !written.contains(p) {
+                    remove(p)?;
+                }
+            }
+            let _ = fs::remove_dir(&path); // only succeeds when empty
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn opts(dir: &Path, messages: u64) -> GenerateOptions {
+        GenerateOptions {
+            out: dir.to_path_buf(),
+            messages,
+            ..Default::default()
+        }
+    }
+
+    fn read(files: &[PathBuf]) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        for f in files {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(f).unwrap());
+            for b in reader.unwrap().build().unwrap() {
+                out.push(b.unwrap());
+            }
+        }
+        out
+    }
+
+    fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+        let a = b.column_by_name(col).unwrap().as_string::<i32>();
+        a.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn times(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
+        b.column_by_name(col)
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn writes_the_documented_schema_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = generate(&opts(dir.path(), 20_000)).unwrap();
+        assert_eq!(summary.messages, 20_000);
+        assert_eq!(summary.files, vec![dir.path().join("part-00000.parquet")]);
+        let batches = read(&summary.files);
+        assert_eq!(batches[0].schema(), schema());
+        let start = NaiveDate::from_ymd_opt(2024, 2, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let start = start.and_utc().timestamp_micros();
+        let end = start + 28 * 24 * HOUR;
+        let (mut rows, mut last, mut no_plus, mut entry) = (0u64, i64::MIN, 0, 0);
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut kinds = BTreeSet::new();
+        for b in &batches {
+            let id = strings(b, "message_id");
+            let (dir_, ty, cat) = (
+                strings(b, "direction"),
+                strings(b, "message_type"),
+                strings(b, "category"),
+            );
+            let (status, ep, cust) = (
+                strings(b, "status"),
+                strings(b, "entry_point"),
+                strings(b, "customer_id"),
+            );
+            let (sent, delivered) = (times(b, "sent_at"), times(b, "delivered_at"));
+            for i in 0..b.num_rows() {
+                rows += 1;
+                let id = id[i].clone().unwrap();
+                assert!(id.starts_with("wamid.") && id.len() == 16, "{id}");
+                let sent = sent[i].unwrap();
+                assert!(sent >= last && sent < end && sent >= start);
+                last = sent;
+                let st = status[i].clone().unwrap();
+                let row = format!("{:?} {:?} {:?} {st}", dir_[i], ty[i], cat[i]);
+                kinds.insert(row.clone());
+                if dir_[i].as_deref() == Some("inbound") {
+                    assert_eq!(
+                        (ty[i].as_deref(), cat[i].as_deref(), st.as_str()),
+                        (Some("free_form"), None, "received")
+                    );
+                    assert_eq!(delivered[i], None);
+                    entry += usize::from(ep[i].is_some());
+                } else {
+                    assert_eq!(ty[i].as_deref() == Some("template"), cat[i].is_some());
+                    assert_eq!(
+                        delivered[i].is_some(),
+                        st == "delivered" || st == "read",
+                        "{row}"
+                    );
+                    assert!(delivered[i].is_none_or(|d| d >= sent));
+                    assert_eq!(ep[i], None);
+                }
+                let c = cust[i].clone().unwrap();
+                no_plus += usize::from(!c.starts_with('+'));
+                // A message logged twice: its `sent` row comes first, then the delivered one.
+                let key = format!("{c} {:?} {:?} {sent}", dir_[i], cat[i]);
+                if let Some(prev) = seen.insert(id.clone(), format!("{key} {st}")) {
+                    assert_eq!(prev, format!("{key} sent"), "{id}");
+                    assert!(delivered[i].is_some());
+                }
+            }
+        }
+        assert_eq!(seen.len(), 20_000);
+        assert_eq!(rows, summary.rows);
+        let dups = rows - 20_000;
+        assert!((100..1000).contains(&dups), "{dups} duplicate rows");
+        assert!(
+            (1000..3000).contains(&no_plus),
+            "{no_plus} of {rows} without +"
+        );
+        assert!(entry > 50, "{entry} entry points");
+        assert!(kinds.len() >= 16, "{kinds:?}");
+    }
+
+    #[test]
+    fn same_options_give_identical_files_and_seeds_differ() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let o = |d: &Path, seed| GenerateOptions {
+            rows_per_file: Some(3_000),
+            seed,
+            ..opts(d, 7_000)
+        };
+        let (sa, sb) = (
+            generate(&o(a.path(), 1)).unwrap(),
+            generate(&o(b.path(), 1)).unwrap(),
+        );
+        assert_eq!(sa.files.len(), 3);
+        assert_eq!((sa.rows, sa.files.len()), (sb.rows, sb.files.len()));
+        for (x, y) in sa.files.iter().zip(&sb.files) {
+            assert!(
+                fs::read(x).unwrap() == fs::read(y).unwrap(),
+                "{x:?} differs"
+            );
+        }
+        let sc = generate(&o(c.path(), 2)).unwrap();
+        let ids = |s: &GenerateSummary| -> BTreeSet<_> {
+            read(&s.files)
+                .iter()
+                .flat_map(|b| strings(b, "message_id"))
+                .collect()
+        };
+        assert_eq!(ids(&sa).len(), 7_000);
+        assert!(ids(&sa).intersection(&ids(&sc)).count() < 10);
+        // A second run into the same directory replaces the first one.
+        let again = generate(&GenerateOptions {
+            rows_per_file: None,
+            ..o(a.path(), 1)
+        })
+        .unwrap();
+        assert_eq!(fs::read_dir(a.path()).unwrap().count(), again.files.len());
+    }
+
+    #[test]
+    fn partitions_by_month() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = GenerateOptions {
+            start: NaiveDate::from_ymd_opt(2024, 1, 20).unwrap(),
+            days: 20,
+            partition_by_month: true,
+            rows_per_file: Some(4_000),
+            ..opts(dir.path(), 10_000)
+        };
+        let summary = generate(&o).unwrap();
+        let names: Vec<String> = summary
+            .files
+            .iter()
+            .map(|f| f.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names[0], "month=2024-01/part-00000.parquet");
+        assert!(
+            names.contains(&"month=2024-01/part-00001.parquet".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"month=2024-02/part-00000.parquet".to_string()),
+            "{names:?}"
+        );
+        let feb = NaiveDate::from_ymd_opt(2024, 2, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let feb = feb.and_utc().timestamp_micros();
+        let mut rows = 0;
+        for f in &summary.files {
+            let in_feb = f.to_string_lossy().contains("month=2024-02");
+            for b in read(std::slice::from_ref(f)) {
+                assert!(b.column_by_name("month").is_none());
+                rows += b.num_rows() as u64;
+                assert!(times(&b, "sent_at")
+                    .iter()
+                    .all(|t| (t.unwrap() >= feb) == in_feb));
+            }
+        }
+        assert_eq!(rows, summary.rows);
+    }
+
+    #[test]
+    fn phone_numbers_are_valid_for_their_country() {
+        let mut countries = BTreeSet::new();
+        for (k, c) in COUNTRIES.iter().enumerate() {
+            let prefixes = expand_prefixes(c);
+            for n in (0..2_000).chain([10u64.pow(c.free) - 1, u64::MAX / 3]) {
+                let phone = phone_number(k, &prefixes, n * 7_919, 42);
+                let parsed = phonenumber::parse(None, &phone).unwrap();
+                assert!(
+                    phonenumber::is_valid(&parsed),
+                    "{phone} is not a valid {} number",
+                    c.iso
+                );
+                let id = parsed.country().id().map(|id| id.as_ref().to_string());
+                assert_eq!(id.as_deref(), Some(c.iso), "{phone}");
+            }
+            countries.insert(c.iso);
+        }
+        assert!(countries.len() >= 15);
+        let pop = Population::new(5_000, 3, 42);
+        let all: BTreeSet<&str> = (0..5_000).map(|i| pop.phone(i)).collect();
+        assert_eq!(all.len(), 5_000, "customers share numbers");
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        let dir = tempfile::tempdir().unwrap();
+        for o in [
+            opts(dir.path(), 0),
+            GenerateOptions {
+                accounts: 0,
+                ..opts(dir.path(), 10)
+            },
+            GenerateOptions {
+                days: 0,
+                ..opts(dir.path(), 10)
+            },
+            GenerateOptions {
+                customers: Some(0),
+                ..opts(dir.path(), 10)
+            },
+            GenerateOptions {
+                rows_per_file: Some(0),
+                ..opts(dir.path(), 10)
+            },
+        ] {
+            assert!(matches!(generate(&o), Err(WaError::Usage(_))), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn message_ids_are_unique_and_compact() {
+        let mut buf = [0u8; 16];
+        let ids: BTreeSet<String> = (0..100_000)
+            .map(|n| write_id(id_code(n, 99), &mut buf).to_string())
+            .collect();
+        assert_eq!(ids.len(), 100_000);
+        assert_eq!(write_id(id_code((1 << 50) - 1, 0), &mut buf).len(), 16);
+    }
+}

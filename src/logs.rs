@@ -1,0 +1,229 @@
+//! Registers a message log (a Parquet file, a directory tree, a glob or a
+//! hive-partitioned tree) as `messages_raw`, after checking every file
+//! against the schema contract (`shared/spec/message-log.md`), so that a
+//! wrong file is named before any query runs.
+//!
+//! Timestamps of any unit, with or without a UTC zone, are declared as
+//! microseconds UTC in the table schema; DataFusion casts each file's
+//! column on read. Extra columns are kept; hive partition columns
+//! (`month=2024-02/`) become queryable string columns.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Result, WaError};
+
+/// Required columns and whether each is a timestamp (else a string).
+pub const REQUIRED: [(&str, bool); 10] = [
+    ("message_id", false),
+    ("account_id", false),
+    ("customer_id", false),
+    ("direction", false),
+    ("message_type", false),
+    ("category", false),
+    ("status", false),
+    ("sent_at", true),
+    ("delivered_at", true),
+    ("entry_point", false),
+];
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+fn is_utc_timestamp(t: &DataType) -> bool {
+    match t {
+        DataType::Timestamp(_, None) => true,
+        DataType::Timestamp(_, Some(tz)) => {
+            matches!(tz.as_ref(), "UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC" | "GMT")
+        }
+        _ => false,
+    }
+}
+
+/// Checks one file's schema against the contract; the error names the
+/// file and the column.
+pub fn check_file_schema(file: &Path, schema: &Schema) -> Result<()> {
+    for (name, is_ts) in REQUIRED {
+        let field = schema.field_with_name(name).map_err(|_| {
+            WaError::Input(format!(
+                "{}: missing required column `{name}` (see the message-log schema)",
+                file.display()
+            ))
+        })?;
+        let ok = if is_ts {
+            is_utc_timestamp(field.data_type()) || field.data_type() == &DataType::Null
+        } else {
+            is_string(field.data_type()) || field.data_type() == &DataType::Null
+        };
+        if !ok {
+            return Err(WaError::Input(format!(
+                "{}: column `{name}` has type {}, expected {}",
+                file.display(),
+                field.data_type(),
+                if is_ts {
+                    "a timestamp (any unit) in UTC or without time zone"
+                } else {
+                    "a string"
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Hive partition columns (`key=value` directories) between the root and a file.
+fn partition_columns(root: &Path, file: &Path) -> Vec<String> {
+    let Ok(rel) = file.strip_prefix(root) else {
+        return vec![];
+    };
+    let mut cols = vec![];
+    if let Some(parent) = rel.parent() {
+        for part in parent.components() {
+            if let Some((k, _)) = part.as_os_str().to_string_lossy().split_once('=') {
+                cols.push(k.to_string());
+            }
+        }
+    }
+    cols
+}
+
+fn table_url(path: &str) -> Result<(ListingTableUrl, Option<PathBuf>)> {
+    let is_glob = path.contains(['*', '?', '[']);
+    let p = Path::new(path);
+    if !is_glob && !p.exists() {
+        return Err(WaError::Input(format!("{path}: no such file or directory")));
+    }
+    let abs = if is_glob || p.is_absolute() {
+        PathBuf::from(path)
+    } else {
+        std::env::current_dir()
+            .map_err(|e| WaError::io(".", e))?
+            .join(p)
+    };
+    let dir = (!is_glob && abs.is_dir()).then(|| abs.clone());
+    let mut s = abs.to_string_lossy().into_owned();
+    if dir.is_some() && !s.ends_with('/') {
+        s.push('/');
+    }
+    let url = ListingTableUrl::parse(&s).map_err(|e| WaError::Input(format!("{path}: {e}")))?;
+    Ok((url, dir))
+}
+
+/// What was registered, for `\d` and messages.
+pub struct RegisteredLog {
+    pub files: Vec<PathBuf>,
+    pub schema: SchemaRef,
+}
+
+/// Registers the Parquet log at `path` as `name` (normally `messages_raw`).
+pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Result<RegisteredLog> {
+    let (url, root) = table_url(path)?;
+    let store = ctx.runtime_env().object_store(url.object_store())?;
+    let state = ctx.state();
+    let metas: Vec<_> = url
+        .list_all_files(&state, store.as_ref(), ".parquet")
+        .await?
+        .try_collect()
+        .await?;
+    let mut files: Vec<PathBuf> = metas
+        .iter()
+        .map(|m| PathBuf::from(format!("/{}", m.location.as_ref())))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(WaError::Input(format!("{path}: no .parquet files found")));
+    }
+    let view_types = state
+        .config_options()
+        .execution
+        .parquet
+        .schema_force_view_types;
+    let mut fields: Vec<Field> = vec![];
+    for file in &files {
+        let f = std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+            .map_err(|e| WaError::Input(format!("{}: not a readable Parquet file: {e}", file.display())))?;
+        let schema = builder.schema();
+        check_file_schema(file, schema)?;
+        for field in schema.fields() {
+            if fields.iter().any(|f| f.name() == field.name()) {
+                continue;
+            }
+            let t = field.data_type();
+            let declared = if REQUIRED.iter().any(|(n, ts)| *ts && n == field.name()) {
+                timestamp_type()
+            } else if view_types && is_string(t) {
+                DataType::Utf8View
+            } else if let DataType::Timestamp(unit, tz) = t {
+                DataType::Timestamp(*unit, tz.clone())
+            } else {
+                t.clone()
+            };
+            fields.push(Field::new(field.name(), declared, true));
+        }
+    }
+    let partitions = root
+        .as_deref()
+        .map(|r| partition_columns(r, &files[0]))
+        .unwrap_or_default();
+    fields.retain(|f| !partitions.contains(f.name()));
+    let schema = Arc::new(Schema::new(fields));
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partitions.iter().map(|p| (p.clone(), DataType::Utf8)).collect());
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config)?;
+    let full_schema = datafusion::datasource::TableProvider::schema(&table);
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))?;
+    Ok(RegisteredLog {
+        files,
+        schema: full_schema,
+    })
+}
+
+/// Registers an auxiliary table (`--table NAME=PATH`): Parquet or CSV.
+pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| WaError::Usage(format!("--table takes NAME=PATH, got {spec:?}")))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(WaError::Usage(format!("--table: bad table name {name:?}")));
+    }
+    if !Path::new(path).exists() {
+        return Err(WaError::Input(format!("{path}: no such file")));
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".csv") {
+        ctx.register_csv(name, path, datafusion::prelude::CsvReadOptions::new())
+            .await?;
+    } else if lower.ends_with(".parquet") || Path::new(path).is_dir() {
+        ctx.register_parquet(name, path, datafusion::prelude::ParquetReadOptions::default())
+            .await?;
+    } else {
+        return Err(WaError::Usage(format!(
+            "--table {name}={path}: expected a .csv or .parquet file"
+        )));
+    }
+    Ok(())
+}

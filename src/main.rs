@@ -1,0 +1,33 @@
+//! The `wausage` binary: parse the command line, run it, map the outcome to
+//! an exit code (0 success, 1 query or input error, 2 usage error, 3 alert).
+//! Errors go to stderr; a closed stdout (`| head`) exits quietly.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use wausage::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wausage: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(wausage::app::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wausage: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

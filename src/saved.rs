@@ -1,0 +1,364 @@
+//! Saved queries: `.sql` files whose header declares a name, a description
+//! and typed parameters. Values are bound as DataFusion placeholders
+//! (`$quota`), never pasted into the SQL text. Built-in queries are
+//! compiled into the binary from `queries/`; users' own live in the
+//! queries folder (`--queries`, default the config directory).
+//!
+//! Header lines:
+//! ```sql
+//! -- name: monthly-utilization
+//! -- description: Delivered messages against the quota
+//! -- param: month month required The month, YYYY-MM, current or previous
+//! -- param: quota int optional The contract's monthly quota
+//! ```
+//! A `month` parameter also binds `$month_start` and `$month_end`
+//! (timestamps, UTC), `$days_in_month` and `$days_elapsed`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use datafusion::common::{ParamValues, ScalarValue};
+
+use crate::config::Config;
+use crate::error::{Result, WaError};
+use crate::{app, exec, session};
+
+/// The built-in queries, in listing order.
+pub const BUILT_IN: [(&str, &str); 5] = [
+    ("monthly-utilization", include_str!("../queries/monthly-utilization.sql")),
+    ("conversations-by-category", include_str!("../queries/conversations-by-category.sql")),
+    ("country-allocation", include_str!("../queries/country-allocation.sql")),
+    ("overall-vs-usage", include_str!("../queries/overall-vs-usage.sql")),
+    ("daily-conversations", include_str!("../queries/daily-conversations.sql")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Month,
+    Int,
+    Float,
+    Text,
+    Bool,
+}
+
+impl ParamKind {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "month" => Self::Month,
+            "int" => Self::Int,
+            "float" => Self::Float,
+            "text" | "string" => Self::Text,
+            "bool" => Self::Bool,
+            _ => return None,
+        })
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Month => "YYYY-MM, current or previous",
+            Self::Int => "integer",
+            Self::Float => "number",
+            Self::Text => "text",
+            Self::Bool => "true or false",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamKind,
+    pub required: bool,
+    pub default: Option<String>,
+    pub help: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SavedQuery {
+    pub name: String,
+    pub description: String,
+    pub params: Vec<Param>,
+    pub sql: String,
+    pub origin: String,
+}
+
+impl SavedQuery {
+    /// Parses a saved query's header; `fallback_name` when it has no `name:`.
+    pub fn parse(text: &str, fallback_name: &str, origin: &str) -> Result<Self> {
+        let mut q = SavedQuery {
+            name: fallback_name.to_string(),
+            description: String::new(),
+            params: vec![],
+            sql: text.to_string(),
+            origin: origin.to_string(),
+        };
+        for line in text.lines() {
+            let Some(comment) = line.trim().strip_prefix("--") else {
+                continue;
+            };
+            let comment = comment.trim();
+            if let Some(v) = comment.strip_prefix("name:") {
+                q.name = v.trim().to_string();
+            } else if let Some(v) = comment.strip_prefix("description:") {
+                q.description = v.trim().to_string();
+            } else if let Some(v) = comment.strip_prefix("param:") {
+                q.params.push(parse_param(v, origin)?);
+            }
+        }
+        Ok(q)
+    }
+
+    pub fn usage(&self) -> String {
+        let mut s = format!("{}: {}\n", self.name, self.description);
+        for p in &self.params {
+            let need = if p.required {
+                "required".to_string()
+            } else if let Some(d) = &p.default {
+                format!("default {d}")
+            } else {
+                "optional".to_string()
+            };
+            s.push_str(&format!(
+                "  --param {}=<{}>  ({need}) {}\n",
+                p.name,
+                p.kind.describe(),
+                p.help
+            ));
+        }
+        s
+    }
+}
+
+fn parse_param(spec: &str, origin: &str) -> Result<Param> {
+    let mut words = spec.split_whitespace();
+    let bad = || WaError::Input(format!("{origin}: bad param line {spec:?}"));
+    let name = words.next().ok_or_else(bad)?.to_string();
+    let kind = ParamKind::parse(words.next().ok_or_else(bad)?).ok_or_else(bad)?;
+    let need = words.next().ok_or_else(bad)?;
+    let (required, default) = match need {
+        "required" => (true, None),
+        "optional" => (false, None),
+        d => match d.strip_prefix("default=") {
+            Some(v) => (false, Some(v.to_string())),
+            None => return Err(bad()),
+        },
+    };
+    Ok(Param {
+        name,
+        kind,
+        required,
+        default,
+        help: words.collect::<Vec<_>>().join(" "),
+    })
+}
+
+/// Every saved query: built-in, then the user's (a user query of the same
+/// name replaces the built-in one).
+pub fn all(config: &Config) -> Result<Vec<SavedQuery>> {
+    let mut out: Vec<SavedQuery> = BUILT_IN
+        .iter()
+        .map(|(name, text)| SavedQuery::parse(text, name, &format!("built-in {name}")))
+        .collect::<Result<_>>()?;
+    if let Ok(entries) = std::fs::read_dir(&config.queries_dir) {
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let q = load_file(&path)?;
+            out.retain(|b| b.name != q.name);
+            out.push(q);
+        }
+    }
+    Ok(out)
+}
+
+fn load_file(path: &Path) -> Result<SavedQuery> {
+    let text = std::fs::read_to_string(path).map_err(|e| WaError::io(path.display().to_string(), e))?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    SavedQuery::parse(&text, &stem, &path.display().to_string())
+}
+
+/// `wausage queries`
+pub fn list(config: &Config) -> Result<()> {
+    for q in all(config)? {
+        println!("{}", q.usage());
+    }
+    Ok(())
+}
+
+/// Finds a query by name or `.sql` path.
+pub fn find(config: &Config, name: &str) -> Result<SavedQuery> {
+    if name.ends_with(".sql") || Path::new(name).is_file() {
+        return load_file(Path::new(name));
+    }
+    all(config)?.into_iter().find(|q| q.name == name).ok_or_else(|| {
+        WaError::Usage(format!("no saved query named {name:?}; `wausage queries` lists them"))
+    })
+}
+
+/// First and last day info of a month parameter.
+pub struct Month {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+pub fn parse_month(value: &str, today: NaiveDate) -> Option<Month> {
+    let first_of_this = today.with_day(1)?;
+    let start = match value {
+        "current" => first_of_this,
+        "previous" => first_of_this.pred_opt()?.with_day(1)?,
+        v => {
+            let (y, m) = v.split_once('-')?;
+            if y.len() != 4 || m.len() != 2 {
+                return None;
+            }
+            NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)?
+        }
+    };
+    let end = if start.month() == 12 {
+        NaiveDate::from_ymd_opt(start.year() + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(start.year(), start.month() + 1, 1)?
+    };
+    Some(Month { start, end })
+}
+
+fn micros(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros()
+}
+
+fn timestamp(d: NaiveDate) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(micros(d)), Some("UTC".into()))
+}
+
+/// Checks and types the given `key=value` parameters against the query.
+pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<ParamValues> {
+    let usage = |msg: String| WaError::Usage(format!("{msg}\n{}", query.usage()));
+    let mut values: HashMap<String, String> = HashMap::new();
+    for g in given {
+        let (k, v) = g
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--param takes KEY=VALUE, got {g:?}")))?;
+        if !query.params.iter().any(|p| p.name == k) {
+            return Err(usage(format!("{} has no parameter {k:?}", query.name)));
+        }
+        values.insert(k.to_string(), v.to_string());
+    }
+    let mut bound: HashMap<String, ScalarValue> = HashMap::new();
+    for p in &query.params {
+        let raw = values.get(&p.name).cloned().or_else(|| p.default.clone());
+        let Some(raw) = raw else {
+            if p.required {
+                return Err(usage(format!("missing parameter {}", p.name)));
+            }
+            let null = match p.kind {
+                ParamKind::Int => ScalarValue::Int64(None),
+                ParamKind::Float => ScalarValue::Float64(None),
+                ParamKind::Bool => ScalarValue::Boolean(None),
+                ParamKind::Text | ParamKind::Month => ScalarValue::Utf8(None),
+            };
+            bound.insert(p.name.clone(), null);
+            continue;
+        };
+        let bad = || usage(format!("{}={raw:?} is not a valid {}", p.name, p.kind.describe()));
+        let value = match p.kind {
+            ParamKind::Int => ScalarValue::Int64(Some(raw.trim().replace('_', "").parse().map_err(|_| bad())?)),
+            ParamKind::Float => ScalarValue::Float64(Some(raw.trim().parse().map_err(|_| bad())?)),
+            ParamKind::Bool => ScalarValue::Boolean(Some(match raw.trim() {
+                "true" | "yes" | "1" => true,
+                "false" | "no" | "0" => false,
+                _ => return Err(bad()),
+            })),
+            ParamKind::Text => ScalarValue::Utf8(Some(raw.clone())),
+            ParamKind::Month => {
+                let m = parse_month(raw.trim(), today).ok_or_else(bad)?;
+                let days_in_month = (m.end - m.start).num_days();
+                let days_elapsed = if today >= m.end {
+                    days_in_month
+                } else if today < m.start {
+                    0
+                } else {
+                    (today - m.start).num_days() + 1
+                };
+                let n = &p.name;
+                bound.insert(format!("{n}_start"), timestamp(m.start));
+                bound.insert(format!("{n}_end"), timestamp(m.end));
+                bound.insert(format!("days_in_{n}"), ScalarValue::Int64(Some(days_in_month)));
+                bound.insert("days_elapsed".into(), ScalarValue::Int64(Some(days_elapsed)));
+                ScalarValue::Utf8(Some(m.start.format("%Y-%m").to_string()))
+            }
+        };
+        bound.insert(p.name.clone(), value);
+    }
+    Ok(ParamValues::from(bound))
+}
+
+/// `wausage run NAME --param k=v ...`
+pub async fn run(config: &Config, name: &str, params: &[String], alert_at: Option<f64>) -> Result<()> {
+    let query = find(config, name)?;
+    let today = Utc::now().date_naive();
+    let values = bind(&query, params, today)?;
+    let ctx = session::build_session(config).await?;
+    let breaches = crate::alert::Breaches::default();
+    exec::run_sql(&ctx, &query.sql, Some(&values), &mut |schema| {
+        let inner = app::sink(config, schema)?;
+        Ok(match alert_at {
+            Some(pct) => Box::new(crate::alert::AlertSink::new(inner, pct, breaches.clone())),
+            None => inner,
+        })
+    })
+    .await?;
+    let alerts = breaches.take();
+    if !alerts.is_empty() {
+        for a in &alerts {
+            eprintln!("alert: {a}");
+        }
+        return Err(WaError::Alert(format!("{} row(s) reached the threshold", alerts.len())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn months() {
+        let t = day("2026-01-15");
+        assert_eq!(parse_month("current", t).unwrap().start, day("2026-01-01"));
+        assert_eq!(parse_month("previous", t).unwrap().start, day("2025-12-01"));
+        let m = parse_month("2024-02", t).unwrap();
+        assert_eq!((m.start, m.end), (day("2024-02-01"), day("2024-03-01")));
+        assert!(parse_month("2024-13", t).is_none());
+        assert!(parse_month("2024-2", t).is_none());
+    }
+
+    #[test]
+    fn builtins_parse_and_bad_params_are_usage_errors() {
+        for (name, text) in BUILT_IN {
+            let q = SavedQuery::parse(text, name, name).unwrap();
+            assert_eq!(q.name, name);
+            assert!(!q.description.is_empty());
+        }
+        let (name, text) = BUILT_IN[0];
+        let q = SavedQuery::parse(text, name, name).unwrap();
+        let t = day("2026-01-15");
+        for bad in [
+            vec!["month=2024-13".to_string(), "quota=5".into()],
+            vec!["month=2024-02".into(), "quota=lots".into()],
+            vec!["month=2024-02".into(), "nope=1".into()],
+            vec![],
+        ] {
+            let err = bind(&q, &bad, t).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+        assert!(bind(&q, &["month=2024-02".into(), "quota=5870000".into()], t).is_ok());
+    }
+}

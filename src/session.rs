@@ -1,0 +1,125 @@
+//! One function turns a `Config` into a ready `SessionContext`: memory
+//! pool and spill directory, partitions, every wausage function, the
+//! message log, extra tables and the views. Local and cluster sessions are
+//! built the same way.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use wausage_udfs::rules::RuleChoice;
+
+use crate::config::Config;
+use crate::error::{Result, WaError};
+use crate::{logs, views};
+
+/// The `wausage.*` settings namespace: `SET wausage.rules = 'pmp'`.
+#[derive(Debug, Clone, Default)]
+pub struct WaOptions {
+    pub rules: RuleChoice,
+}
+
+impl ConfigExtension for WaOptions {
+    const PREFIX: &'static str = "wausage";
+}
+
+impl ExtensionOptions for WaOptions {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> datafusion::common::Result<()> {
+        match key {
+            "rules" => {
+                self.rules = RuleChoice::parse(value).ok_or_else(|| {
+                    datafusion::common::DataFusionError::Configuration(format!(
+                        "unknown rule set {value:?}; expected one of {}",
+                        RuleChoice::NAMES
+                    ))
+                })?;
+                Ok(())
+            }
+            _ => Err(datafusion::common::DataFusionError::Configuration(format!(
+                "unknown setting wausage.{key}; known: wausage.rules"
+            ))),
+        }
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: "wausage.rules".into(),
+            value: Some(self.rules.as_str().into()),
+            description: "rule set that prices messages: auto, cbp or pmp",
+        }]
+    }
+}
+
+/// The rule set the session's settings hold now.
+pub fn current_rules(ctx: &SessionContext) -> RuleChoice {
+    ctx.state()
+        .config()
+        .options()
+        .extensions
+        .get::<WaOptions>()
+        .map(|o| o.rules)
+        .unwrap_or_default()
+}
+
+/// Builds the session for `config`, with the log registered and its views.
+pub async fn build_session(config: &Config) -> Result<SessionContext> {
+    let session_config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(config.partitions.max(1))
+        .with_option_extension(WaOptions {
+            rules: config.rules,
+        });
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = config.memory_limit {
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            NonZeroUsize::new(5).expect("non-zero"),
+        );
+        runtime = runtime.with_memory_pool(Arc::new(pool));
+    }
+    let runtime = runtime.build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+    wausage_udfs::register_all(&ctx);
+    logs::register_log(&ctx, "messages_raw", &config.data)
+        .await
+        .map_err(|e| match e {
+            WaError::Input(m) => WaError::Input(format!("--data: {m}")),
+            other => other,
+        })?;
+    for spec in &config.tables {
+        logs::register_table(&ctx, spec).await?;
+    }
+    if !ctx.table_exist("contracts")? {
+        register_empty_contracts(&ctx)?;
+    }
+    views::register_views(&ctx, config.rules).await?;
+    Ok(ctx)
+}
+
+/// Without `--table contracts=FILE`, an empty `contracts` table, so that
+/// reports can look up per-account quotas either way.
+fn register_empty_contracts(ctx: &SessionContext) -> Result<()> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("monthly_quota", DataType::Int64, false),
+    ]));
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+    ctx.register_table("contracts", Arc::new(table))?;
+    Ok(())
+}

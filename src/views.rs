@@ -1,0 +1,81 @@
+//! The views every session gets over `messages_raw`, as SQL text (the
+//! `.sql` files beside this module), registered in one place so local and
+//! cluster sessions share them.
+
+use datafusion::prelude::SessionContext;
+use wausage_udfs::rules::RuleChoice;
+
+use crate::error::Result;
+use crate::logs::REQUIRED;
+
+const PAIRS: &str = include_str!("views/pairs.sql");
+const CONVERSATIONS: &str = include_str!("views/conversations.sql");
+const MESSAGE_CONVERSATIONS: &str = include_str!("views/message_conversations.sql");
+const MESSAGE_PRICING: &str = include_str!("views/message_pricing.sql");
+
+/// The views users query, with a line each for `\d`.
+pub const VIEWS: [(&str, &str); 4] = [
+    ("messages", "one row per distinct message_id, its log rows merged"),
+    ("conversations", "24-hour conversations (cbp), one row each"),
+    ("message_conversations", "every message with what it opened"),
+    ("message_pricing", "delivered outbound messages priced by --rules"),
+];
+
+/// `messages`: one row per distinct `message_id` (spec: the earliest
+/// delivery, the furthest status); extra columns keep one row's value.
+fn messages_sql(extra_columns: &[String]) -> String {
+    let mut extra = String::new();
+    for c in extra_columns {
+        let q = c.replace('"', "\"\"");
+        extra.push_str(&format!(",\n       first_value(\"{q}\") AS \"{q}\""));
+    }
+    format!(
+        "SELECT message_id,
+       first_value(account_id) AS account_id,
+       '+' || ltrim(first_value(customer_id), '+') AS customer_id,
+       phone_country(first_value(customer_id)) AS country,
+       first_value(direction) AS direction,
+       first_value(message_type) AS message_type,
+       first_value(category) AS category,
+       CASE max(CASE status WHEN 'sent' THEN 0 WHEN 'failed' THEN 1 WHEN 'delivered' THEN 2
+                            WHEN 'read' THEN 3 WHEN 'received' THEN 4 END)
+            WHEN 0 THEN 'sent' WHEN 1 THEN 'failed' WHEN 2 THEN 'delivered'
+            WHEN 3 THEN 'read' WHEN 4 THEN 'received' END AS status,
+       min(sent_at) AS sent_at,
+       min(delivered_at) AS delivered_at,
+       max(entry_point) AS entry_point,
+       count(*) AS log_rows{extra}
+FROM messages_raw
+GROUP BY message_id"
+    )
+}
+
+async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    ctx.sql(&format!("CREATE OR REPLACE VIEW {name} AS {sql}"))
+        .await?
+        .collect()
+        .await?;
+    Ok(())
+}
+
+/// Registers (or replaces) every view over `messages_raw`.
+pub async fn register_views(ctx: &SessionContext, rules: RuleChoice) -> Result<()> {
+    let schema = ctx.table_provider("messages_raw").await?.schema();
+    let extra: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !REQUIRED.iter().any(|(r, _)| r == n))
+        .collect();
+    create_view(ctx, "messages", &messages_sql(&extra)).await?;
+    create_view(ctx, "conversations", CONVERSATIONS).await?;
+    register_pricing_views(ctx, rules).await
+}
+
+/// The views that depend on the rule set; re-run when it changes.
+pub async fn register_pricing_views(ctx: &SessionContext, rules: RuleChoice) -> Result<()> {
+    // The rule set is one of three fixed words, never user text.
+    create_view(ctx, "wa_pairs", &PAIRS.replace("{rules}", rules.as_str())).await?;
+    create_view(ctx, "message_conversations", MESSAGE_CONVERSATIONS).await?;
+    create_view(ctx, "message_pricing", MESSAGE_PRICING).await
+}

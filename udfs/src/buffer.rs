@@ -1,0 +1,365 @@
+//! The grouped accumulator behind every windowing aggregate.
+//!
+//! Rows are appended to flat columnar buffers tagged with their group
+//! index, never to per-group lists: a batch costs a few `Vec::push`es per
+//! row. At `evaluate` the rows are put in group order with one counting
+//! sort and the rules run over each group's slice in place. The partial
+//! state is the group's rows as four list columns (message id, sent, delivered,
+//! code), so two-phase, spilled and distributed aggregation merge exactly:
+//! merging is appending rows, and the rules merge duplicate rows themselves.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringViewArray, UInt8Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt8Type};
+use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+
+use crate::columns::{self, Code, LogBatch};
+use crate::rules::{MessageOutcome, RuleChoice, Row, Windowing};
+
+/// All rows buffered so far, column by column.
+#[derive(Debug, Default)]
+pub struct LogRows {
+    group: Vec<u32>,
+    sent_at: Vec<i64>,
+    /// `i64::MIN` where not delivered.
+    delivered_at: Vec<i64>,
+    code: Vec<Code>,
+    id_ends: Vec<usize>,
+    id_bytes: Vec<u8>,
+}
+
+const NOT_DELIVERED: i64 = i64::MIN;
+
+impl LogRows {
+    fn push(&mut self, group: usize, code: Code, sent_at: i64, delivered_at: Option<i64>, id: &[u8]) {
+        self.group.push(group as u32);
+        self.code.push(code);
+        self.sent_at.push(sent_at);
+        self.delivered_at.push(delivered_at.unwrap_or(NOT_DELIVERED));
+        self.id_bytes.extend_from_slice(id);
+        self.id_ends.push(self.id_bytes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.group.len()
+    }
+
+    pub fn id(&self, row: u32) -> &[u8] {
+        let row = row as usize;
+        let start = if row == 0 { 0 } else { self.id_ends[row - 1] };
+        &self.id_bytes[start..self.id_ends[row]]
+    }
+
+    pub fn sent_at(&self, row: u32) -> i64 {
+        self.sent_at[row as usize]
+    }
+
+    pub fn delivered_at(&self, row: u32) -> Option<i64> {
+        let d = self.delivered_at[row as usize];
+        (d != NOT_DELIVERED).then_some(d)
+    }
+
+    fn row(&self, row: u32) -> Row {
+        columns::row(
+            self.code[row as usize],
+            self.sent_at(row),
+            self.delivered_at(row),
+            self.id(row),
+        )
+    }
+
+    /// Bytes held, from capacities: O(1), so it can run after every batch.
+    fn size(&self) -> usize {
+        self.group.capacity() * 4
+            + self.sent_at.capacity() * 8
+            + self.delivered_at.capacity() * 8
+            + self.code.capacity()
+            + self.id_ends.capacity() * std::mem::size_of::<usize>()
+            + self.id_bytes.capacity()
+    }
+
+    /// Rows of groups `0..n` in group order (counting sort): returns each
+    /// group's start in the order (`n + 1` entries) and the order itself.
+    fn group_order(&self, n: usize) -> (Vec<usize>, Vec<u32>) {
+        let mut starts = vec![0usize; n + 1];
+        for &g in &self.group {
+            if (g as usize) < n {
+                starts[g as usize + 1] += 1;
+            }
+        }
+        for g in 0..n {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; starts[n]];
+        for (row, &g) in self.group.iter().enumerate() {
+            let g = g as usize;
+            if g < n {
+                order[next[g]] = row as u32;
+                next[g] += 1;
+            }
+        }
+        (starts, order)
+    }
+
+    /// Drops the rows of groups `0..n` and renumbers the others down by `n`.
+    fn drop_first_groups(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let old = std::mem::take(self);
+        for row in 0..old.len() as u32 {
+            let g = old.group[row as usize] as usize;
+            if g >= n {
+                let r = row as usize;
+                self.push(g - n, old.code[r], old.sent_at[r], old.delivered_at(row), old.id(row));
+            }
+        }
+    }
+
+    fn take(&mut self, emit_to: EmitTo, num_groups: usize) -> usize {
+        match emit_to {
+            EmitTo::All => num_groups,
+            EmitTo::First(n) => n.min(num_groups),
+        }
+    }
+}
+
+/// What an aggregate makes of each group's outcomes.
+pub trait PairOutput: Send + Sync + std::fmt::Debug + 'static {
+    /// Starts an output of `groups` values.
+    fn begin(&mut self, groups: usize);
+    /// Adds one group's value; `rows[o.row]` is the buffered row of outcome `o`.
+    fn push_group(&mut self, log: &LogRows, rows: &[u32], outcomes: &[MessageOutcome]) -> Result<()>;
+    fn finish(&mut self) -> Result<ArrayRef>;
+}
+
+/// The state columns: one list per buffered column.
+pub fn state_fields(name: &str) -> Vec<FieldRef> {
+    let list = |col: &str, item: DataType, nullable: bool| -> FieldRef {
+        Arc::new(Field::new(
+            format!("{name}[{col}]"),
+            DataType::List(Arc::new(Field::new_list_field(item, nullable))),
+            true,
+        ))
+    };
+    vec![
+        list("message_id", DataType::Utf8View, false),
+        list("sent_at", DataType::Int64, false),
+        list("delivered_at", DataType::Int64, true),
+        list("code", DataType::UInt8, false),
+    ]
+}
+
+#[derive(Debug)]
+pub struct WindowingGroups<O: PairOutput> {
+    log: LogRows,
+    num_groups: usize,
+    windowing: Windowing,
+    output: O,
+    pair_rows: Vec<Row>,
+    outcomes: Vec<MessageOutcome>,
+}
+
+impl<O: PairOutput> WindowingGroups<O> {
+    pub fn new(choice: RuleChoice, output: O) -> Self {
+        Self {
+            log: LogRows::default(),
+            num_groups: 0,
+            windowing: Windowing::new(choice),
+            output,
+            pair_rows: vec![],
+            outcomes: vec![],
+        }
+    }
+
+    fn finish_emit(&mut self, n: usize) {
+        if n >= self.num_groups {
+            self.log = LogRows::default();
+            self.num_groups = 0;
+        } else {
+            self.log.drop_first_groups(n);
+            self.num_groups -= n;
+        }
+    }
+}
+
+impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let batch = LogBatch::try_new(values)?;
+        self.num_groups = self.num_groups.max(total_num_groups);
+        for (i, &group) in group_indices.iter().enumerate() {
+            if opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i)) {
+                continue;
+            }
+            let code = batch.code(i)?;
+            self.log.push(group, code, batch.sent_at.value(i), batch.delivered_at(i), batch.id(i));
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let n = self.log.take(emit_to, self.num_groups);
+        let (starts, order) = self.log.group_order(n);
+        self.output.begin(n);
+        for g in 0..n {
+            let rows = &order[starts[g]..starts[g + 1]];
+            self.pair_rows.clear();
+            self.pair_rows.extend(rows.iter().map(|&r| self.log.row(r)));
+            let log = &self.log;
+            self.windowing
+                .run_pair(&self.pair_rows, |i| log.id(rows[i as usize]), &mut self.outcomes)
+                .map_err(|e| exec_datafusion_err!("{e}"))?;
+            self.output.push_group(&self.log, rows, &self.outcomes)?;
+        }
+        let result = self.output.finish()?;
+        self.finish_emit(n);
+        Ok(result)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let n = self.log.take(emit_to, self.num_groups);
+        let (starts, order) = self.log.group_order(n);
+        let offsets = OffsetBuffer::new(starts.iter().map(|&s| s as i32).collect::<Vec<_>>().into());
+        let ids: StringViewArray = order
+            .iter()
+            .map(|&r| Some(std::str::from_utf8(self.log.id(r)).expect("ids come from strings")))
+            .collect();
+        let sent: Int64Array = order.iter().map(|&r| self.log.sent_at(r)).collect();
+        let delivered: Int64Array = order.iter().map(|&r| self.log.delivered_at(r)).collect();
+        let codes: UInt8Array = order.iter().map(|&r| self.log.code[r as usize]).collect();
+        let fields = state_fields("");
+        let list = |i: usize, values: ArrayRef| -> Result<ArrayRef> {
+            let DataType::List(item) = fields[i].data_type() else {
+                unreachable!("state fields are lists")
+            };
+            Ok(Arc::new(ListArray::try_new(item.clone(), offsets.clone(), values, None)?))
+        };
+        let state = vec![
+            list(0, Arc::new(ids))?,
+            list(1, Arc::new(sent))?,
+            list(2, Arc::new(delivered))?,
+            list(3, Arc::new(codes))?,
+        ];
+        self.finish_emit(n);
+        Ok(state)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.num_groups = self.num_groups.max(total_num_groups);
+        let lists: Vec<&ListArray> = values.iter().map(|v| v.as_list::<i32>()).collect();
+        let ids = lists[0].values().as_string_view();
+        let sent = lists[1].values().as_primitive::<Int64Type>();
+        let delivered = lists[2].values().as_primitive::<Int64Type>();
+        let codes = lists[3].values().as_primitive::<UInt8Type>();
+        let offsets = lists[0].value_offsets();
+        for (j, &group) in group_indices.iter().enumerate() {
+            for k in offsets[j] as usize..offsets[j + 1] as usize {
+                let d = delivered.is_valid(k).then(|| delivered.value(k));
+                self.log.push(group, codes.value(k), sent.value(k), d, ids.value(k).as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let batch = LogBatch::try_new(values)?;
+        let mut codes = Vec::with_capacity(batch.len());
+        let mut ends = Vec::with_capacity(batch.len() + 1);
+        ends.push(0i32);
+        let mut keep = Vec::with_capacity(batch.len());
+        for i in 0..batch.len() {
+            let kept = opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+            if kept {
+                codes.push(batch.code(i)?);
+            }
+            keep.push(kept);
+            ends.push(codes.len() as i32);
+        }
+        let offsets = OffsetBuffer::new(ends.into());
+        let as_i64 = |a: &arrow::array::TimestampMicrosecondArray| -> ArrayRef {
+            Arc::new(Int64Array::new(a.values().clone(), a.nulls().cloned()))
+        };
+        let mut children: Vec<ArrayRef> = vec![
+            Arc::new(batch.message_id.clone()),
+            as_i64(batch.sent_at),
+            as_i64(batch.delivered_at),
+        ];
+        if opt_filter.is_some() {
+            let mask = BooleanArray::from(keep);
+            children = children
+                .iter()
+                .map(|c| arrow::compute::filter(c, &mask))
+                .collect::<std::result::Result<_, _>>()?;
+        }
+        children.push(Arc::new(UInt8Array::from(codes)));
+        state_fields("")
+            .iter()
+            .zip(children)
+            .map(|(field, values)| {
+                let DataType::List(item) = field.data_type() else {
+                    unreachable!("state fields are lists")
+                };
+                Ok(Arc::new(ListArray::try_new(item.clone(), offsets.clone(), values, None)?) as ArrayRef)
+            })
+            .collect()
+    }
+
+    fn size(&self) -> usize {
+        self.log.size()
+            + self.pair_rows.capacity() * std::mem::size_of::<Row>()
+            + self.outcomes.capacity() * std::mem::size_of::<MessageOutcome>()
+    }
+}
+
+/// The plain `Accumulator` (no GROUP BY, window context): one group.
+#[derive(Debug)]
+pub struct SingleGroup<O: PairOutput>(pub WindowingGroups<O>);
+
+impl<O: PairOutput> Accumulator for SingleGroup<O> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let groups = vec![0; values.first().map_or(0, |v| v.len())];
+        self.0.update_batch(values, &groups, None, 1)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.num_groups = 1;
+        let snapshot = self.0.state(EmitTo::All)?;
+        self.merge_batch(&snapshot)?;
+        let value = self.0.evaluate(EmitTo::All)?;
+        self.merge_batch(&snapshot)?;
+        ScalarValue::try_from_array(&value, 0)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.0.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.num_groups = 1;
+        let state = self.0.state(EmitTo::All)?;
+        self.merge_batch(&state)?;
+        state.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let groups = vec![0; states.first().map_or(0, |v| v.len())];
+        self.0.merge_batch(states, &groups, 1)
+    }
+}

@@ -1,0 +1,272 @@
+//! The message-log columns every windowing function takes, in one order,
+//! and their classification into the compact codes the rules run on.
+//!
+//! Strings are coerced to `Utf8View` and timestamps to microseconds UTC
+//! when the query is planned, so the hot loop sees one layout. Short
+//! vocabulary values (`outbound`, `template`, `delivered`, ...) are inline
+//! in a `Utf8View`, so most are classified by comparing one `u128` view,
+//! not by comparing strings.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    make_view, Array, ArrayRef, AsArray, StringViewArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{exec_datafusion_err, plan_err, Result};
+
+use crate::rules::{Kind, Row, Status, TemplateCategory};
+
+/// The log columns, in argument order.
+pub const LOG_ARGS: [&str; 8] = [
+    "message_id",
+    "direction",
+    "message_type",
+    "category",
+    "status",
+    "sent_at",
+    "delivered_at",
+    "entry_point",
+];
+
+/// The SQL argument list, for documentation and views.
+pub const LOG_ARGS_SQL: &str =
+    "message_id, direction, message_type, category, status, sent_at, delivered_at, entry_point";
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Coerces the eight log arguments (plus `extra` trailing string arguments).
+pub fn coerce_log_args(name: &str, arg_types: &[DataType], extra: usize) -> Result<Vec<DataType>> {
+    if arg_types.len() < LOG_ARGS.len() || arg_types.len() > LOG_ARGS.len() + extra {
+        return plan_err!(
+            "{name} takes the log columns ({LOG_ARGS_SQL}){}; got {} arguments",
+            if extra > 0 { " and a rule set" } else { "" },
+            arg_types.len()
+        );
+    }
+    arg_types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let arg = LOG_ARGS.get(i).copied().unwrap_or("rules");
+            match (arg, t) {
+                ("sent_at" | "delivered_at", DataType::Timestamp(_, _) | DataType::Null) => {
+                    Ok(timestamp_type())
+                }
+                ("sent_at" | "delivered_at", other) => {
+                    plan_err!("{name}: argument {arg} must be a timestamp, got {other}")
+                }
+                (
+                    _,
+                    DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Null
+                    | DataType::Dictionary(_, _),
+                ) => Ok(DataType::Utf8View),
+                (_, other) => plan_err!("{name}: argument {arg} must be a string, got {other}"),
+            }
+        })
+        .collect()
+}
+
+/// A row's kind and status in one byte: `kind << 3 | status`.
+pub type Code = u8;
+
+const KINDS: [Kind; 6] = [
+    Kind::Inbound { entry_point: false },
+    Kind::Inbound { entry_point: true },
+    Kind::Template(TemplateCategory::Marketing),
+    Kind::Template(TemplateCategory::Utility),
+    Kind::Template(TemplateCategory::Authentication),
+    Kind::FreeForm,
+];
+const STATUSES: [Status; 5] = [
+    Status::Sent,
+    Status::Failed,
+    Status::Delivered,
+    Status::Read,
+    Status::Received,
+];
+
+pub fn decode(code: Code) -> (Kind, Status) {
+    (KINDS[(code >> 3) as usize], STATUSES[(code & 7) as usize])
+}
+
+fn encode(kind: Kind, status: Status) -> Code {
+    let k = KINDS.iter().position(|&k| k == kind).expect("every kind is listed") as u8;
+    let s = STATUSES.iter().position(|&s| s == status).expect("every status") as u8;
+    (k << 3) | s
+}
+
+/// A row of the rules from buffered columns.
+pub fn row(code: Code, sent_at: i64, delivered_at: Option<i64>, id: &[u8]) -> Row {
+    let (kind, status) = decode(code);
+    Row {
+        kind,
+        status,
+        sent_at,
+        delivered_at,
+        id_hash: crate::rules::id_hash(id),
+    }
+}
+
+/// A fixed list of words, matched by their inline view where they fit.
+struct Vocabulary {
+    words: Vec<(&'static str, u128)>,
+}
+
+impl Vocabulary {
+    fn new(words: &[&'static str]) -> Self {
+        Self {
+            words: words.iter().map(|w| (*w, make_view(w.as_bytes(), 0, 0))).collect(),
+        }
+    }
+
+    /// Position of row `i`'s value in the list, if it is one of the words.
+    #[inline]
+    fn find(&self, array: &StringViewArray, i: usize) -> Option<usize> {
+        let view = array.views()[i];
+        if (view as u32) <= 12 {
+            self.words.iter().position(|w| w.1 == view)
+        } else {
+            let value = array.value(i);
+            self.words.iter().position(|w| w.0 == value)
+        }
+    }
+}
+
+static DIRECTIONS: LazyLock<Vocabulary> = LazyLock::new(|| Vocabulary::new(&["outbound", "inbound"]));
+static MESSAGE_TYPES: LazyLock<Vocabulary> =
+    LazyLock::new(|| Vocabulary::new(&["template", "free_form"]));
+static CATEGORIES: LazyLock<Vocabulary> =
+    LazyLock::new(|| Vocabulary::new(&["marketing", "utility", "authentication"]));
+static STATUS_WORDS: LazyLock<Vocabulary> = LazyLock::new(|| {
+    Vocabulary::new(&["sent", "failed", "delivered", "read", "received"])
+});
+
+/// One batch of log columns, downcast once.
+pub struct LogBatch<'a> {
+    pub message_id: &'a StringViewArray,
+    direction: &'a StringViewArray,
+    message_type: &'a StringViewArray,
+    category: &'a StringViewArray,
+    status: &'a StringViewArray,
+    pub sent_at: &'a TimestampMicrosecondArray,
+    pub delivered_at: &'a TimestampMicrosecondArray,
+    entry_point: &'a StringViewArray,
+}
+
+impl<'a> LogBatch<'a> {
+    pub fn try_new(values: &'a [ArrayRef]) -> Result<Self> {
+        if values.len() < LOG_ARGS.len() {
+            return Err(exec_datafusion_err!("expected the {} log columns", LOG_ARGS.len()));
+        }
+        let s = |i: usize| -> Result<&'a StringViewArray> {
+            values[i].as_string_view_opt().ok_or_else(|| {
+                exec_datafusion_err!("{} must be Utf8View, got {}", LOG_ARGS[i], values[i].data_type())
+            })
+        };
+        let t = |i: usize| -> Result<&'a TimestampMicrosecondArray> {
+            values[i]
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .ok_or_else(|| {
+                    exec_datafusion_err!("{} must be a timestamp, got {}", LOG_ARGS[i], values[i].data_type())
+                })
+        };
+        Ok(Self {
+            message_id: s(0)?,
+            direction: s(1)?,
+            message_type: s(2)?,
+            category: s(3)?,
+            status: s(4)?,
+            sent_at: t(5)?,
+            delivered_at: t(6)?,
+            entry_point: s(7)?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.message_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn id(&self, i: usize) -> &'a [u8] {
+        self.message_id.value(i).as_bytes()
+    }
+
+    pub fn delivered_at(&self, i: usize) -> Option<i64> {
+        self.delivered_at
+            .is_valid(i)
+            .then(|| self.delivered_at.value(i))
+    }
+
+    /// Classifies row `i`; an error names the message id and the bad value.
+    pub fn code(&self, i: usize) -> Result<Code> {
+        if self.message_id.is_null(i) {
+            return Err(exec_datafusion_err!("a row has a null message_id"));
+        }
+        let bad = |column: &str, array: &StringViewArray| {
+            let value = if array.is_null(i) {
+                "null".to_string()
+            } else {
+                format!("{:?}", array.value(i))
+            };
+            exec_datafusion_err!(
+                "message_id {:?}: {column} {value} is not allowed (see the message-log schema)",
+                self.message_id.value(i)
+            )
+        };
+        let lookup = |vocab: &Vocabulary, array: &StringViewArray| {
+            if array.is_null(i) {
+                None
+            } else {
+                vocab.find(array, i)
+            }
+        };
+        let direction = lookup(&DIRECTIONS, self.direction).ok_or_else(|| bad("direction", self.direction))?;
+        let message_type =
+            lookup(&MESSAGE_TYPES, self.message_type).ok_or_else(|| bad("message_type", self.message_type))?;
+        let status = lookup(&STATUS_WORDS, self.status).ok_or_else(|| bad("status", self.status))?;
+        if self.sent_at.is_null(i) {
+            return Err(exec_datafusion_err!(
+                "message_id {:?}: sent_at is null",
+                self.message_id.value(i)
+            ));
+        }
+        let kind = match (direction, message_type) {
+            (1, _) => Kind::Inbound {
+                entry_point: self.entry_point.is_valid(i) && !self.entry_point.value(i).is_empty(),
+            },
+            (_, 1) => Kind::FreeForm,
+            _ => match lookup(&CATEGORIES, self.category) {
+                Some(0) => Kind::Template(TemplateCategory::Marketing),
+                Some(1) => Kind::Template(TemplateCategory::Utility),
+                Some(_) => Kind::Template(TemplateCategory::Authentication),
+                None if self.category.is_null(i) => {
+                    return Err(exec_datafusion_err!(
+                        "message_id {:?}: template without category",
+                        self.message_id.value(i)
+                    ))
+                }
+                None => return Err(bad("category", self.category)),
+            },
+        };
+        Ok(encode(kind, STATUSES[status]))
+    }
+}
+
+/// A non-null field.
+pub fn field(name: &str, data_type: DataType) -> Arc<Field> {
+    Arc::new(Field::new(name, data_type, false))
+}
+
+/// A nullable field.
+pub fn nullable(name: &str, data_type: DataType) -> Arc<Field> {
+    Arc::new(Field::new(name, data_type, true))
+}

@@ -1,0 +1,43 @@
+//! WhatsApp Business billing rules as DataFusion functions.
+//!
+//! [`rules`] is the pure-Rust heart (no Arrow, no DataFusion); the other
+//! modules wrap it as SQL functions, one function per file, and
+//! [`register_all`] adds them all to a session.
+
+mod buffer;
+pub mod columns;
+mod docs;
+mod literal;
+pub mod phone_country;
+pub mod rules;
+pub mod wa_conversation_count;
+pub mod wa_conversations;
+pub mod wa_label;
+pub mod wa_messages;
+
+use datafusion::prelude::SessionContext;
+
+pub use columns::LOG_ARGS_SQL;
+pub use phone_country::phone_country_udf;
+pub use wa_conversation_count::wa_conversation_count_udaf;
+pub use wa_conversations::wa_conversations_udaf;
+pub use wa_label::wa_label_udwf;
+pub use wa_messages::wa_messages_udaf;
+
+/// Names of every function this crate adds (for completion and `\h`).
+pub const FUNCTION_NAMES: [&str; 5] = [
+    "wa_conversations",
+    "wa_conversation_count",
+    "wa_messages",
+    "wa_label",
+    "phone_country",
+];
+
+/// Registers every wausage function with a session.
+pub fn register_all(ctx: &SessionContext) {
+    ctx.register_udaf(wa_conversations_udaf().as_ref().clone());
+    ctx.register_udaf(wa_conversation_count_udaf().as_ref().clone());
+    ctx.register_udaf(wa_messages_udaf().as_ref().clone());
+    ctx.register_udwf(wa_label_udwf().as_ref().clone());
+    ctx.register_udf(phone_country_udf().as_ref().clone());
+}

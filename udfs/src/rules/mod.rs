@@ -1,0 +1,35 @@
+//! The WhatsApp billing rules of `shared/spec/conversation-rules.md`, as a
+//! pure-Rust state machine with no Arrow or DataFusion types, so that it can
+//! be read against the spec line by line and tested directly on its vectors.
+//!
+//! The entry point is [`Windowing::run_pair`]: it takes every log row of one
+//! (account, customer) pair, merges the rows of each message, orders the
+//! messages by event time and runs one pass that yields, per message, the
+//! 24-hour conversation it opened (rule set `cbp`, always computed: it is the
+//! usage metric) and its pricing under the chosen rule set (`cbp`, `pmp` or
+//! `auto`, which switches at 2025-07-01T00:00Z).
+
+mod machine;
+mod pair;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use machine::{CbpState, PmpState};
+pub use pair::{id_hash, MessageOutcome, Row, RuleError, Windowing};
+pub use types::{
+    ConversationCategory, Kind, Pricing, PricingCategory, RuleChoice, RuleSet, Status,
+    TemplateCategory, customer_key,
+};
+
+/// Timestamps are microseconds since the Unix epoch, UTC.
+pub const MICROS_PER_HOUR: i64 = 3_600_000_000;
+/// Length of a conversation, of the customer service window and of a pending entry point.
+pub const DAY: i64 = 24 * MICROS_PER_HOUR;
+/// Length of a free entry point conversation (or, under `pmp`, window).
+pub const FREE_ENTRY_LENGTH: i64 = 72 * MICROS_PER_HOUR;
+/// 2025-07-01T00:00Z: per-message pricing (`pmp`) replaces conversations.
+pub const PMP_START: i64 = 1_751_328_000 * 1_000_000;
+/// 2024-11-01T00:00Z: service conversations opened from then on are free.
+pub const FREE_SERVICE_START: i64 = 1_730_419_200 * 1_000_000;

@@ -1,0 +1,257 @@
+//! One (account, customer) pair's pass: merge the rows of each message,
+//! order the messages by event time (with the spec's tie order) and run the
+//! state machines over them.
+//!
+//! Built for the hot loop of the aggregate: the caller hands in classified
+//! rows (no strings but the message id, reached through a closure) and a
+//! precomputed hash of each id, so ids are compared only when hashes or
+//! event times tie. Scratch buffers live in [`Windowing`] and are reused
+//! from pair to pair.
+
+use std::cmp::Ordering;
+
+use super::machine::{cbp_pricing, CbpState, PmpState};
+use super::types::{ConversationCategory, Kind, Pricing, RuleChoice, Status};
+use super::PMP_START;
+
+/// One log row, classified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub kind: Kind,
+    pub status: Status,
+    pub sent_at: i64,
+    pub delivered_at: Option<i64>,
+    /// [`id_hash`] of the row's `message_id`.
+    pub id_hash: u64,
+}
+
+/// One message of the pair, its rows merged, and what the rules made of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageOutcome {
+    /// Index (in the caller's rows) of one of the message's rows.
+    pub row: u32,
+    pub kind: Kind,
+    /// The furthest status of its rows.
+    pub status: Status,
+    pub sent_at: i64,
+    /// The earliest delivery of its rows.
+    pub delivered_at: Option<i64>,
+    /// Inbound: `sent_at`; outbound: `delivered_at` (none if never delivered).
+    pub event_at: Option<i64>,
+    /// The 24-hour conversation (rule set `cbp`) it opened, with its expiry;
+    /// it opened at `event_at`.
+    pub conversation: Option<(ConversationCategory, i64)>,
+    /// `cbp` rule 4's last case, for the conversation metric.
+    pub conversation_outside_window: bool,
+    /// How the chosen rule set prices it; delivered outbound messages only.
+    pub pricing: Option<Pricing>,
+}
+
+/// Rows of one message that contradict each other, or an unusable row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    pub message_id: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message_id {:?}: {}", self.message_id, self.reason)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// A fast, fixed (seedless, so deterministic) 64-bit hash of a message id.
+pub fn id_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (bytes.len() as u64) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut buf = [0u8; 8];
+        buf[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// Runs the rules pair after pair, reusing its buffers.
+#[derive(Debug, Default)]
+pub struct Windowing {
+    choice: RuleChoice,
+    order: Vec<u32>,
+    merged: Vec<MessageOutcome>,
+    events: Vec<u32>,
+    row_outcome: Vec<u32>,
+    position: Vec<u32>,
+}
+
+impl Windowing {
+    pub fn new(choice: RuleChoice) -> Self {
+        Self {
+            choice,
+            ..Self::default()
+        }
+    }
+
+    pub fn choice(&self) -> RuleChoice {
+        self.choice
+    }
+
+    /// Index into `out` (as filled by the last `run_pair`) of the message
+    /// that row `row` belongs to.
+    pub fn outcome_of_row(&self, row: usize) -> usize {
+        self.row_outcome[row] as usize
+    }
+
+    /// Runs the rules over all rows of one pair, appending one outcome per
+    /// distinct message to `out` (cleared first): messages with an event in
+    /// event order, then undelivered outbound messages. `id(i)` is the
+    /// message id of row `i`.
+    pub fn run_pair<'a>(
+        &mut self,
+        rows: &[Row],
+        id: impl Fn(u32) -> &'a [u8],
+        out: &mut Vec<MessageOutcome>,
+    ) -> Result<(), RuleError> {
+        out.clear();
+        self.merge(rows, &id)?;
+        self.order_events(&id);
+        self.run(out);
+        Ok(())
+    }
+
+    /// Fills `merged` with one entry per distinct message id.
+    fn merge<'a>(&mut self, rows: &[Row], id: &impl Fn(u32) -> &'a [u8]) -> Result<(), RuleError> {
+        let same_id = |a: u32, b: u32| -> Ordering {
+            rows[a as usize]
+                .id_hash
+                .cmp(&rows[b as usize].id_hash)
+                .then_with(|| id(a).cmp(id(b)))
+        };
+        self.order.clear();
+        self.order.extend(0..rows.len() as u32);
+        self.order.sort_unstable_by(|&a, &b| same_id(a, b));
+        self.merged.clear();
+        self.row_outcome.clear();
+        self.row_outcome.resize(rows.len(), 0);
+        let mut i = 0;
+        while i < self.order.len() {
+            let first = self.order[i];
+            let r = rows[first as usize];
+            let mut m = MessageOutcome {
+                row: first,
+                kind: r.kind,
+                status: r.status,
+                sent_at: r.sent_at,
+                delivered_at: r.delivered_at,
+                event_at: None,
+                conversation: None,
+                conversation_outside_window: false,
+                pricing: None,
+            };
+            let slot = self.merged.len() as u32;
+            self.row_outcome[first as usize] = slot;
+            let mut j = i + 1;
+            while j < self.order.len() && same_id(first, self.order[j]) == Ordering::Equal {
+                let other_index = self.order[j];
+                let other = rows[other_index as usize];
+                let disagree = |what: &str| RuleError {
+                    message_id: String::from_utf8_lossy(id(first)).into_owned(),
+                    reason: format!("its rows disagree on {what}"),
+                };
+                if other.kind.shape() != m.kind.shape() {
+                    return Err(disagree("direction, message_type or category"));
+                }
+                if other.sent_at != m.sent_at {
+                    return Err(disagree("sent_at"));
+                }
+                if let (Kind::Inbound { entry_point: a }, Kind::Inbound { entry_point: b }) =
+                    (m.kind, other.kind)
+                {
+                    m.kind = Kind::Inbound {
+                        entry_point: a || b,
+                    };
+                }
+                m.status = m.status.max(other.status);
+                m.delivered_at = match (m.delivered_at, other.delivered_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                m.row = m.row.min(other_index);
+                self.row_outcome[other_index as usize] = slot;
+                j += 1;
+            }
+            m.event_at = if m.kind.is_outbound() {
+                m.delivered_at
+            } else {
+                Some(m.sent_at)
+            };
+            self.merged.push(m);
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Fills `events` with the merged messages that have an event, in event
+    /// order: time, then inbound < template < free-form, then message id.
+    fn order_events<'a>(&mut self, id: &impl Fn(u32) -> &'a [u8]) {
+        let merged = &self.merged;
+        self.events.clear();
+        self.events.extend(
+            (0..merged.len() as u32).filter(|&i| merged[i as usize].event_at.is_some()),
+        );
+        self.events.sort_unstable_by(|&a, &b| {
+            let (ma, mb) = (&merged[a as usize], &merged[b as usize]);
+            ma.event_at
+                .cmp(&mb.event_at)
+                .then_with(|| ma.kind.tie_rank().cmp(&mb.kind.tie_rank()))
+                .then_with(|| id(ma.row).cmp(id(mb.row)))
+        });
+    }
+
+    fn run(&mut self, out: &mut Vec<MessageOutcome>) {
+        let mut conversations = CbpState::default();
+        let mut pmp: Option<PmpState> = match self.choice {
+            RuleChoice::Pmp => Some(PmpState::default()),
+            _ => None,
+        };
+        // Position in `out` of each merged message, to remap rows at the end.
+        let position = &mut self.position;
+        position.clear();
+        position.resize(self.merged.len(), u32::MAX);
+        for &e in &self.events {
+            let mut m = self.merged[e as usize];
+            let t = m.event_at.expect("events have an event time");
+            if self.choice == RuleChoice::Auto && pmp.is_none() && t >= PMP_START {
+                pmp = Some(conversations.to_pmp());
+            }
+            let step = conversations.step(m.kind, t);
+            m.conversation = step.opened;
+            m.conversation_outside_window = step.outside_window;
+            m.pricing = match &mut pmp {
+                Some(state) => state.step(m.kind, t),
+                None if m.kind.is_outbound() => Some(cbp_pricing(step, t)),
+                None => None,
+            };
+            position[e as usize] = out.len() as u32;
+            out.push(m);
+        }
+        for (i, m) in self.merged.iter().enumerate() {
+            if m.event_at.is_none() {
+                position[i] = out.len() as u32;
+                out.push(*m);
+            }
+        }
+        for slot in &mut self.row_outcome {
+            *slot = position[*slot as usize];
+        }
+    }
+}

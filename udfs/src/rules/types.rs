@@ -1,0 +1,274 @@
+//! The vocabulary of the rules: what kind of message a row is, its status,
+//! the categories of conversations and of per-message pricing, and which
+//! rule set prices a message.
+
+use std::fmt;
+
+/// A template's category, as the business chose it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TemplateCategory {
+    Marketing,
+    Utility,
+    Authentication,
+}
+
+impl TemplateCategory {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "marketing" => Some(Self::Marketing),
+            "utility" => Some(Self::Utility),
+            "authentication" => Some(Self::Authentication),
+            _ => None,
+        }
+    }
+}
+
+/// What a message is, which decides how the rules treat it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Customer → business; `entry_point` when it came through a free entry point.
+    Inbound { entry_point: bool },
+    /// Business → customer template message.
+    Template(TemplateCategory),
+    /// Business → customer free-form message.
+    FreeForm,
+}
+
+impl Kind {
+    /// Classifies a row from its log columns; the error says which value is wrong.
+    pub fn classify(
+        direction: &str,
+        message_type: &str,
+        category: Option<&str>,
+        entry_point: Option<&str>,
+    ) -> Result<Self, String> {
+        match direction {
+            "inbound" => match message_type {
+                "free_form" | "template" => Ok(Kind::Inbound {
+                    entry_point: entry_point.is_some_and(|e| !e.is_empty()),
+                }),
+                other => Err(format!("unknown message_type {other:?}")),
+            },
+            "outbound" => match message_type {
+                "free_form" => Ok(Kind::FreeForm),
+                "template" => match category {
+                    None => Err("template without category".to_string()),
+                    Some(c) => TemplateCategory::parse(c)
+                        .map(Kind::Template)
+                        .ok_or_else(|| format!("unknown template category {c:?}")),
+                },
+                other => Err(format!("unknown message_type {other:?}")),
+            },
+            other => Err(format!("unknown direction {other:?}")),
+        }
+    }
+
+    pub fn is_outbound(self) -> bool {
+        !matches!(self, Kind::Inbound { .. })
+    }
+
+    /// Same-instant order: inbound, then templates, then free-form.
+    pub(crate) fn tie_rank(self) -> u8 {
+        match self {
+            Kind::Inbound { .. } => 0,
+            Kind::Template(_) => 1,
+            Kind::FreeForm => 2,
+        }
+    }
+
+    /// The parts of a kind that all rows of one message must agree on
+    /// (the entry point is merged, not compared).
+    pub(crate) fn shape(self) -> Kind {
+        match self {
+            Kind::Inbound { .. } => Kind::Inbound { entry_point: false },
+            k => k,
+        }
+    }
+}
+
+/// A row's status, ordered as rows of one message merge: the furthest wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Sent,
+    Failed,
+    Delivered,
+    Read,
+    Received,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sent" => Some(Self::Sent),
+            "failed" => Some(Self::Failed),
+            "delivered" => Some(Self::Delivered),
+            "read" => Some(Self::Read),
+            "received" => Some(Self::Received),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Received => "received",
+        }
+    }
+}
+
+/// The category of a 24-hour (or 72-hour free entry) conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConversationCategory {
+    Marketing = 0,
+    Utility = 1,
+    Authentication = 2,
+    Service = 3,
+    FreeEntry = 4,
+}
+
+impl ConversationCategory {
+    pub const ALL: [Self; 5] = [
+        Self::Marketing,
+        Self::Utility,
+        Self::Authentication,
+        Self::Service,
+        Self::FreeEntry,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Utility => "utility",
+            Self::Authentication => "authentication",
+            Self::Service => "service",
+            Self::FreeEntry => "free_entry",
+        }
+    }
+
+    pub(crate) fn of_template(c: TemplateCategory) -> Self {
+        match c {
+            TemplateCategory::Marketing => Self::Marketing,
+            TemplateCategory::Utility => Self::Utility,
+            TemplateCategory::Authentication => Self::Authentication,
+        }
+    }
+}
+
+impl fmt::Display for ConversationCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a delivered outbound message is priced as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PricingCategory {
+    Marketing,
+    Utility,
+    Authentication,
+    Service,
+    ReferralConversion,
+}
+
+impl PricingCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Utility => "utility",
+            Self::Authentication => "authentication",
+            Self::Service => "service",
+            Self::ReferralConversion => "referral_conversion",
+        }
+    }
+
+    pub(crate) fn of_conversation(c: ConversationCategory) -> Self {
+        match c {
+            ConversationCategory::Marketing => Self::Marketing,
+            ConversationCategory::Utility => Self::Utility,
+            ConversationCategory::Authentication => Self::Authentication,
+            ConversationCategory::Service => Self::Service,
+            ConversationCategory::FreeEntry => Self::ReferralConversion,
+        }
+    }
+
+    pub(crate) fn of_template(c: TemplateCategory) -> Self {
+        Self::of_conversation(ConversationCategory::of_template(c))
+    }
+}
+
+impl fmt::Display for PricingCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rule set that priced a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleSet {
+    /// Conversation-based pricing (until June 2025).
+    Cbp,
+    /// Per-message pricing (from July 2025).
+    Pmp,
+}
+
+impl RuleSet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cbp => "cbp",
+            Self::Pmp => "pmp",
+        }
+    }
+}
+
+/// Which rule set prices messages: the one in force at each message's
+/// event time (`Auto`), or one forced for the whole log (what-if).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum RuleChoice {
+    #[default]
+    Auto,
+    Cbp,
+    Pmp,
+}
+
+impl RuleChoice {
+    pub const NAMES: &'static str = "auto, cbp, pmp";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "cbp" => Some(Self::Cbp),
+            "pmp" => Some(Self::Pmp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cbp => "cbp",
+            Self::Pmp => "pmp",
+        }
+    }
+}
+
+/// How one delivered outbound message is priced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pricing {
+    pub rule_set: RuleSet,
+    /// Under `cbp`, null when the message opened no conversation.
+    pub category: Option<PricingCategory>,
+    pub billable: bool,
+    /// A free-form message the platform would have refused (outside the window).
+    pub outside_window: bool,
+}
+
+/// A customer is its phone number's digits: `+6281…` and `6281…` are one
+/// customer. Returns the number without its leading `+` (and surrounding
+/// blanks); outputs write it back in E.164 as `+` followed by this key.
+pub fn customer_key(customer_id: &str) -> &str {
+    let s = customer_id.trim();
+    s.strip_prefix('+').unwrap_or(s)
+}

@@ -1,0 +1,168 @@
+//! `wa_conversations(...)`: the 24-hour conversations (rule set `cbp`) of
+//! each group's messages, as a list of structs. Group by account and
+//! customer, then `unnest` the list: see the `conversations` view.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{ArrayRef, ListArray, StringBuilder, StructArray, TimestampMicrosecondArray};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::common::Result;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
+};
+
+use crate::buffer::{state_fields, LogRows, PairOutput, SingleGroup, WindowingGroups};
+use crate::columns::{coerce_log_args, field, timestamp_type};
+use crate::rules::{MessageOutcome, RuleChoice};
+
+/// The aggregate function `wa_conversations`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct WaConversations {
+    signature: Signature,
+}
+
+impl Default for WaConversations {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+pub fn wa_conversations_udaf() -> Arc<AggregateUDF> {
+    Arc::new(AggregateUDF::from(WaConversations::default()))
+}
+
+/// The struct of one conversation.
+pub fn conversation_fields() -> Fields {
+    Fields::from(vec![
+        field("category", DataType::Utf8),
+        field("opened_at", timestamp_type()),
+        field("expires_at", timestamp_type()),
+        field("opening_message_id", DataType::Utf8),
+    ])
+}
+
+fn return_type() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(
+        DataType::Struct(conversation_fields()),
+        true,
+    )))
+}
+
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    crate::docs::with_log_args(
+        "The 24-hour WhatsApp conversations (rule set cbp) opened by a group's messages, \
+         as a list of structs {category, opened_at, expires_at, opening_message_id}. \
+         Group by account_id and the customer; the rules read each pair's whole history.",
+        "wa_conversations(message_id, direction, message_type, category, status, sent_at, delivered_at, entry_point)",
+    )
+    .with_sql_example(
+        "```sql\nSELECT account_id, customer_id, unnest(wa_conversations(message_id, direction, \
+         message_type, category, status, sent_at, delivered_at, entry_point)) AS c\n\
+         FROM messages_raw GROUP BY account_id, customer_id;\n```",
+    )
+    .build()
+});
+
+impl AggregateUDFImpl for WaConversations {
+    fn name(&self) -> &str {
+        "wa_conversations"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_log_args(self.name(), arg_types, 0)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(return_type())
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SingleGroup(self.groups())))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(self.groups()))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
+
+impl WaConversations {
+    fn groups(&self) -> WindowingGroups<ConversationsOutput> {
+        WindowingGroups::new(RuleChoice::Auto, ConversationsOutput::default())
+    }
+}
+
+/// Builds the list of conversation structs, one list per group.
+#[derive(Debug, Default)]
+pub struct ConversationsOutput {
+    offsets: Vec<i32>,
+    category: StringBuilder,
+    opened_at: Vec<i64>,
+    expires_at: Vec<i64>,
+    opening_message_id: StringBuilder,
+}
+
+impl PairOutput for ConversationsOutput {
+    fn begin(&mut self, groups: usize) {
+        self.offsets.clear();
+        self.offsets.reserve(groups + 1);
+        self.offsets.push(0);
+    }
+
+    fn push_group(&mut self, log: &LogRows, rows: &[u32], outcomes: &[MessageOutcome]) -> Result<()> {
+        for m in outcomes {
+            if let (Some((category, expires)), Some(opened)) = (m.conversation, m.event_at) {
+                self.category.append_value(category.as_str());
+                self.opened_at.push(opened);
+                self.expires_at.push(expires);
+                let id = log.id(rows[m.row as usize]);
+                self.opening_message_id
+                    .append_value(std::str::from_utf8(id).expect("ids come from strings"));
+            }
+        }
+        self.offsets.push(self.opened_at.len() as i32);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef> {
+        let ts = |v: &mut Vec<i64>| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(std::mem::take(v)).with_timezone("UTC"))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.category.finish()),
+            ts(&mut self.opened_at),
+            ts(&mut self.expires_at),
+            Arc::new(self.opening_message_id.finish()),
+        ];
+        let structs = StructArray::try_new(conversation_fields(), columns, None)?;
+        let DataType::List(item) = return_type() else {
+            unreachable!()
+        };
+        let offsets = OffsetBuffer::new(std::mem::take(&mut self.offsets).into());
+        Ok(Arc::new(ListArray::try_new(item, offsets, Arc::new(structs), None)?))
+    }
+}
