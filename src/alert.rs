@@ -50,7 +50,9 @@ impl AlertSink {
             for i in 0..values.len() {
                 if values.is_valid(i) && values.value(i) >= self.threshold {
                     let who = match &account {
-                        Some(a) if a.is_valid(i) => format!("account {}", a.as_string::<i32>().value(i)),
+                        Some(a) if a.is_valid(i) => {
+                            format!("account {}", a.as_string::<i32>().value(i))
+                        }
                         _ => "the total".to_string(),
                     };
                     self.breaches.0.lock().expect("not poisoned").push(format!(

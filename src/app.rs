@@ -19,7 +19,12 @@ pub fn sink(config: &Config, schema: SchemaRef) -> Result<Box<dyn BatchSink>> {
     };
     match &config.output {
         Some(path) => output::file_sink(config.format, schema, path, &opts),
-        None => output::writer_sink(config.format, schema, BufWriter::new(std::io::stdout()), &opts),
+        None => output::writer_sink(
+            config.format,
+            schema,
+            BufWriter::new(std::io::stdout()),
+            &opts,
+        ),
     }
 }
 
@@ -53,8 +58,12 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_generate(args: &GenerateArgs) -> Result<()> {
-    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d")
-        .map_err(|_| WaError::Usage(format!("--start: expected YYYY-MM-DD, got {:?}", args.start)))?;
+    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d").map_err(|_| {
+        WaError::Usage(format!(
+            "--start: expected YYYY-MM-DD, got {:?}",
+            args.start
+        ))
+    })?;
     let opts = generate::GenerateOptions {
         out: args.out.clone(),
         messages: args.messages,

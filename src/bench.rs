@@ -14,7 +14,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use wausage_udfs::columns::{row, LogBatch};
-use wausage_udfs::rules::{customer_key, RuleChoice, Row, Windowing};
+use wausage_udfs::rules::{customer_key, Row, RuleChoice, Windowing};
 
 use crate::cli::BenchArgs;
 use crate::config::Config;
@@ -58,15 +58,16 @@ fn counts(batches: &[RecordBatch]) -> Result<BTreeMap<String, i64>> {
 pub fn core_counts(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, i64>> {
     let mut pairs: HashMap<(String, String), (Vec<Row>, Vec<String>)> = HashMap::new();
     for file in files {
-        let f = std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
+        let f =
+            std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
         for batch in reader {
             let batch = batch?;
             let col = |name: &str, t: &DataType| -> Result<arrow::array::ArrayRef> {
                 Ok(cast(
-                    batch
-                        .column_by_name(name)
-                        .ok_or_else(|| WaError::Input(format!("{}: no column {name}", file.display())))?,
+                    batch.column_by_name(name).ok_or_else(|| {
+                        WaError::Input(format!("{}: no column {name}", file.display()))
+                    })?,
                     t,
                 )?)
             };
@@ -74,7 +75,16 @@ pub fn core_counts(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, i64>
             let names = wausage_udfs::columns::LOG_ARGS;
             let values: Vec<_> = names
                 .iter()
-                .map(|n| col(n, if n.ends_with("_at") { &ts } else { &DataType::Utf8View }))
+                .map(|n| {
+                    col(
+                        n,
+                        if n.ends_with("_at") {
+                            &ts
+                        } else {
+                            &DataType::Utf8View
+                        },
+                    )
+                })
                 .collect::<Result<_>>()?;
             let log = LogBatch::try_new(&values)?;
             let accounts = col("account_id", &DataType::Utf8)?;
@@ -85,8 +95,15 @@ pub fn core_counts(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, i64>
                     customer_key(customers.as_string::<i32>().value(i)).to_string(),
                 );
                 let entry = pairs.entry(key).or_default();
-                entry.0.push(row(log.code(i)?, log.sent_at.value(i), log.delivered_at(i), log.id(i)));
-                entry.1.push(String::from_utf8_lossy(log.id(i)).into_owned());
+                entry.0.push(row(
+                    log.code(i)?,
+                    log.sent_at.value(i),
+                    log.delivered_at(i),
+                    log.id(i),
+                ));
+                entry
+                    .1
+                    .push(String::from_utf8_lossy(log.id(i)).into_owned());
             }
         }
     }
@@ -108,7 +125,11 @@ pub fn core_counts(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, i64>
 
 pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     if !args.dir.exists() {
-        eprintln!("generating {} messages into {} ...", args.messages, args.dir.display());
+        eprintln!(
+            "generating {} messages into {} ...",
+            args.messages,
+            args.dir.display()
+        );
         let t = Instant::now();
         generate(&GenerateOptions {
             out: args.dir.clone(),
@@ -136,9 +157,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     println!("windowing          median {w:.3} s");
     println!("ratio windowing/plain {:.2}x (target <= 2x)", w / p);
     let got = counts(&last)?;
-    let files = crate::logs::register_log(&datafusion::prelude::SessionContext::new(), "t", &config.data)
-        .await?
-        .files;
+    let files = crate::logs::register_log(
+        &datafusion::prelude::SessionContext::new(),
+        "t",
+        &config.data,
+    )
+    .await?
+    .files;
     let expected = core_counts(&files)?;
     if got != expected {
         return Err(WaError::Input(format!(
@@ -148,4 +173,3 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     println!("answer checked against the rules core: {got:?}");
     Ok(())
 }
-

@@ -61,7 +61,12 @@ pub enum Command {
     /// Run SQL statements once, for scripts
     Query {
         /// Read the statements from a .sql file
-        #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "sql")]
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "sql"
+        )]
         file: Option<PathBuf>,
         /// The SQL statements, separated by `;`
         sql: Option<String>,

@@ -75,14 +75,18 @@ pub fn parse_rules(s: &str) -> Result<RuleChoice> {
 impl Config {
     pub fn from_args(args: &GlobalArgs) -> Result<Self> {
         let format = match &args.format {
-            Some(f) => f.parse::<Format>().map_err(|e| WaError::Usage(e.to_string()))?,
+            Some(f) => f
+                .parse::<Format>()
+                .map_err(|e| WaError::Usage(e.to_string()))?,
             None => match &args.output {
                 Some(path) => format_for_path(path),
                 None => output::default_format(),
             },
         };
         if format == Format::Parquet && args.output.is_none() {
-            return Err(WaError::Usage("--format parquet needs --output FILE".into()));
+            return Err(WaError::Usage(
+                "--format parquet needs --output FILE".into(),
+            ));
         }
         Ok(Config {
             data: args
@@ -91,10 +95,15 @@ impl Config {
                 .unwrap_or_else(|| sample_data_dir().to_string_lossy().into_owned()),
             tables: args.tables.clone(),
             memory_limit: args.memory_limit.as_deref().map(parse_size).transpose()?,
-            partitions: args.partitions.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, |n| n.get())
-            }),
-            rules: args.rules.as_deref().map(parse_rules).transpose()?.unwrap_or_default(),
+            partitions: args
+                .partitions
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            rules: args
+                .rules
+                .as_deref()
+                .map(parse_rules)
+                .transpose()?
+                .unwrap_or_default(),
             format,
             output: args.output.clone(),
             max_rows: args.max_rows.unwrap_or(40),
@@ -108,7 +117,12 @@ impl Config {
 
 /// The format a file name implies (`out.parquet` → parquet), csv otherwise.
 fn format_for_path(path: &std::path::Path) -> Format {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("parquet") => Format::Parquet,
         Some("json") => Format::Json,
         Some("ndjson" | "jsonl") => Format::Ndjson,

@@ -16,7 +16,10 @@ pub enum WaError {
     /// A query failed while planning or running (exit 1).
     Query(DataFusionError),
     /// Reading or writing a file failed (exit 1).
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// A monitored figure crossed its threshold (exit 3).
     Alert(String),
 }

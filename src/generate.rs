@@ -223,7 +223,7 @@ const COUNTRIES: &[Country] = &[
     c("ID", "62", "811 812 813 821 822 852 857", 8, 16),
     c("IN", "91", "98 99 96 94 93", 8, 16),
     c("BR", "55", "119 219 319", 8, 12),
-    c("MX", "52", "155 133 181", 8, 8),
+    c("MX", "52", "55 33 81", 8, 8),
     c("US", "1", "212 415 646 312 713", 5, 6),
     c("CA", "1", "416 604 514", 5, 2),
     c("GB", "44", "771 772 773 774 775", 7, 5),
@@ -1059,7 +1059,7 @@ mod tests {
         for (k, c) in COUNTRIES.iter().enumerate() {
             let prefixes = expand_prefixes(c);
             for n in (0..2_000).chain([10u64.pow(c.free) - 1, u64::MAX / 3]) {
-                let phone = phone_number(k, &prefixes, n * 7_919, 42);
+                let phone = phone_number(k, &prefixes, n.wrapping_mul(7_919), 42);
                 let parsed = phonenumber::parse(None, &phone).unwrap();
                 assert!(
                     phonenumber::is_valid(&parsed),

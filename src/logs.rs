@@ -52,7 +52,10 @@ fn is_utc_timestamp(t: &DataType) -> bool {
     match t {
         DataType::Timestamp(_, None) => true,
         DataType::Timestamp(_, Some(tz)) => {
-            matches!(tz.as_ref(), "UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC" | "GMT")
+            matches!(
+                tz.as_ref(),
+                "UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC" | "GMT"
+            )
         }
         _ => false,
     }
@@ -158,9 +161,14 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
         .schema_force_view_types;
     let mut fields: Vec<Field> = vec![];
     for file in &files {
-        let f = std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(|e| WaError::Input(format!("{}: not a readable Parquet file: {e}", file.display())))?;
+        let f =
+            std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
+            WaError::Input(format!(
+                "{}: not a readable Parquet file: {e}",
+                file.display()
+            ))
+        })?;
         let schema = builder.schema();
         check_file_schema(file, schema)?;
         for field in schema.fields() {
@@ -188,7 +196,12 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
     let schema = Arc::new(Schema::new(fields));
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(partitions.iter().map(|p| (p.clone(), DataType::Utf8)).collect());
+        .with_table_partition_cols(
+            partitions
+                .iter()
+                .map(|p| (p.clone(), DataType::Utf8))
+                .collect(),
+        );
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
@@ -218,8 +231,12 @@ pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
         ctx.register_csv(name, path, datafusion::prelude::CsvReadOptions::new())
             .await?;
     } else if lower.ends_with(".parquet") || Path::new(path).is_dir() {
-        ctx.register_parquet(name, path, datafusion::prelude::ParquetReadOptions::default())
-            .await?;
+        ctx.register_parquet(
+            name,
+            path,
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?;
     } else {
         return Err(WaError::Usage(format!(
             "--table {name}={path}: expected a .csv or .parquet file"

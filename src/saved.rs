@@ -26,11 +26,26 @@ use crate::{app, exec, session};
 
 /// The built-in queries, in listing order.
 pub const BUILT_IN: [(&str, &str); 5] = [
-    ("monthly-utilization", include_str!("../queries/monthly-utilization.sql")),
-    ("conversations-by-category", include_str!("../queries/conversations-by-category.sql")),
-    ("country-allocation", include_str!("../queries/country-allocation.sql")),
-    ("overall-vs-usage", include_str!("../queries/overall-vs-usage.sql")),
-    ("daily-conversations", include_str!("../queries/daily-conversations.sql")),
+    (
+        "monthly-utilization",
+        include_str!("../queries/monthly-utilization.sql"),
+    ),
+    (
+        "conversations-by-category",
+        include_str!("../queries/conversations-by-category.sql"),
+    ),
+    (
+        "country-allocation",
+        include_str!("../queries/country-allocation.sql"),
+    ),
+    (
+        "overall-vs-usage",
+        include_str!("../queries/overall-vs-usage.sql"),
+    ),
+    (
+        "daily-conversations",
+        include_str!("../queries/daily-conversations.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +191,12 @@ pub fn all(config: &Config) -> Result<Vec<SavedQuery>> {
 }
 
 fn load_file(path: &Path) -> Result<SavedQuery> {
-    let text = std::fs::read_to_string(path).map_err(|e| WaError::io(path.display().to_string(), e))?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| WaError::io(path.display().to_string(), e))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     SavedQuery::parse(&text, &stem, &path.display().to_string())
 }
 
@@ -194,9 +213,14 @@ pub fn find(config: &Config, name: &str) -> Result<SavedQuery> {
     if name.ends_with(".sql") || Path::new(name).is_file() {
         return load_file(Path::new(name));
     }
-    all(config)?.into_iter().find(|q| q.name == name).ok_or_else(|| {
-        WaError::Usage(format!("no saved query named {name:?}; `wausage queries` lists them"))
-    })
+    all(config)?
+        .into_iter()
+        .find(|q| q.name == name)
+        .ok_or_else(|| {
+            WaError::Usage(format!(
+                "no saved query named {name:?}; `wausage queries` lists them"
+            ))
+        })
 }
 
 /// First and last day info of a month parameter.
@@ -227,7 +251,10 @@ pub fn parse_month(value: &str, today: NaiveDate) -> Option<Month> {
 }
 
 fn micros(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros()
+    d.and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros()
 }
 
 fn timestamp(d: NaiveDate) -> ScalarValue {
@@ -263,9 +290,17 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
             bound.insert(p.name.clone(), null);
             continue;
         };
-        let bad = || usage(format!("{}={raw:?} is not a valid {}", p.name, p.kind.describe()));
+        let bad = || {
+            usage(format!(
+                "{}={raw:?} is not a valid {}",
+                p.name,
+                p.kind.describe()
+            ))
+        };
         let value = match p.kind {
-            ParamKind::Int => ScalarValue::Int64(Some(raw.trim().replace('_', "").parse().map_err(|_| bad())?)),
+            ParamKind::Int => ScalarValue::Int64(Some(
+                raw.trim().replace('_', "").parse().map_err(|_| bad())?,
+            )),
             ParamKind::Float => ScalarValue::Float64(Some(raw.trim().parse().map_err(|_| bad())?)),
             ParamKind::Bool => ScalarValue::Boolean(Some(match raw.trim() {
                 "true" | "yes" | "1" => true,
@@ -286,8 +321,14 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
                 let n = &p.name;
                 bound.insert(format!("{n}_start"), timestamp(m.start));
                 bound.insert(format!("{n}_end"), timestamp(m.end));
-                bound.insert(format!("days_in_{n}"), ScalarValue::Int64(Some(days_in_month)));
-                bound.insert("days_elapsed".into(), ScalarValue::Int64(Some(days_elapsed)));
+                bound.insert(
+                    format!("days_in_{n}"),
+                    ScalarValue::Int64(Some(days_in_month)),
+                );
+                bound.insert(
+                    "days_elapsed".into(),
+                    ScalarValue::Int64(Some(days_elapsed)),
+                );
                 ScalarValue::Utf8(Some(m.start.format("%Y-%m").to_string()))
             }
         };
@@ -297,7 +338,12 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
 }
 
 /// `wausage run NAME --param k=v ...`
-pub async fn run(config: &Config, name: &str, params: &[String], alert_at: Option<f64>) -> Result<()> {
+pub async fn run(
+    config: &Config,
+    name: &str,
+    params: &[String],
+    alert_at: Option<f64>,
+) -> Result<()> {
     let query = find(config, name)?;
     let today = Utc::now().date_naive();
     let values = bind(&query, params, today)?;
@@ -316,7 +362,10 @@ pub async fn run(config: &Config, name: &str, params: &[String], alert_at: Optio
         for a in &alerts {
             eprintln!("alert: {a}");
         }
-        return Err(WaError::Alert(format!("{} row(s) reached the threshold", alerts.len())));
+        return Err(WaError::Alert(format!(
+            "{} row(s) reached the threshold",
+            alerts.len()
+        )));
     }
     Ok(())
 }

@@ -15,10 +15,16 @@ const MESSAGE_PRICING: &str = include_str!("views/message_pricing.sql");
 
 /// The views users query, with a line each for `\d`.
 pub const VIEWS: [(&str, &str); 4] = [
-    ("messages", "one row per distinct message_id, its log rows merged"),
+    (
+        "messages",
+        "one row per distinct message_id, its log rows merged",
+    ),
     ("conversations", "24-hour conversations (cbp), one row each"),
     ("message_conversations", "every message with what it opened"),
-    ("message_pricing", "delivered outbound messages priced by --rules"),
+    (
+        "message_pricing",
+        "delivered outbound messages priced by --rules",
+    ),
 ];
 
 /// `messages`: one row per distinct `message_id` (spec: the earliest

@@ -178,4 +178,3 @@ pub(super) fn escape(text: &str) -> String {
     escape_into(&mut out, text);
     out
 }
-

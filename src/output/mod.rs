@@ -12,9 +12,9 @@ mod html;
 mod parquet_sink;
 mod table;
 mod tap;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::fmt;
 use std::io::{IsTerminal, Write};

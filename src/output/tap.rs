@@ -68,19 +68,15 @@ pub(super) struct Tap<W> {
     slot: ErrorSlot,
 }
 
-impl<W> Tap<W> {
-    pub(super) fn into_inner(self) -> W {
-        self.inner
-    }
-}
-
 impl<W: Write> Write for Tap<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf).inspect_err(|e| self.slot.record(e))
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf).inspect_err(|e| self.slot.record(e))
+        self.inner
+            .write_all(buf)
+            .inspect_err(|e| self.slot.record(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {

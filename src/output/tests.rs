@@ -7,12 +7,12 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
-use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
 use crate::error::WaError;
@@ -138,8 +138,14 @@ fn format_names_round_trip() {
     assert_eq!(wa.exit_code(), 2);
     let streaming: Vec<_> = Format::ALL.into_iter().filter(Format::streams).collect();
     assert_eq!(streaming, [Format::Csv, Format::Ndjson, Format::Parquet]);
-    assert_eq!(Format::from_path(Path::new("r/x.PARQUET")), Some(Format::Parquet));
-    assert_eq!(Format::from_path(Path::new("x.jsonl")), Some(Format::Ndjson));
+    assert_eq!(
+        Format::from_path(Path::new("r/x.PARQUET")),
+        Some(Format::Parquet)
+    );
+    assert_eq!(
+        Format::from_path(Path::new("x.jsonl")),
+        Some(Format::Ndjson)
+    );
     assert_eq!(Format::from_path(Path::new("x")), None);
     assert_eq!(SinkOptions::default().max_rows, 40);
 }
@@ -266,8 +272,13 @@ fn parquet_round_trips() {
     let path = dir.path().join("out.parquet");
     let bytes = {
         let out = Captured::default();
-        let mut sink =
-            writer_sink(Format::Parquet, schema(), out.clone(), &SinkOptions::default()).unwrap();
+        let mut sink = writer_sink(
+            Format::Parquet,
+            schema(),
+            out.clone(),
+            &SinkOptions::default(),
+        )
+        .unwrap();
         for b in batches() {
             sink.write_batch(&b).unwrap();
         }
@@ -301,7 +312,9 @@ fn html_is_a_complete_escaped_page() {
     assert!(text.ends_with("</html>\n"), "{text}");
     assert!(text.contains("<style>") && text.contains("overflow-x: auto"));
     assert!(!text.contains("http") && !text.contains("<link") && !text.contains("<script"));
-    assert!(text.contains("<th title=\"Utf8\">name</th><th class=\"num\" title=\"Int64\">sent</th>"));
+    assert!(
+        text.contains("<th title=\"Utf8\">name</th><th class=\"num\" title=\"Int64\">sent</th>")
+    );
     assert!(text.contains(
         "<tr><td>alice</td><td class=\"num\">12</td><td class=\"num\">0.5</td>\
          <td>2024-06-10T06:13:20Z</td><td>true</td></tr>"
@@ -319,7 +332,10 @@ fn html_is_a_complete_escaped_page() {
 
 #[test]
 fn html_escapes_every_special_character() {
-    assert_eq!(html::escape(r#"a&b<c>d"e'f"#), "a&amp;b&lt;c&gt;d&quot;e&#39;f");
+    assert_eq!(
+        html::escape(r#"a&b<c>d"e'f"#),
+        "a&amp;b&lt;c&gt;d&quot;e&#39;f"
+    );
     assert_eq!(html::escape("plain ünïcode"), "plain ünïcode");
 }
 
@@ -346,7 +362,10 @@ fn file_appears_only_after_finish() {
     assert!(temp[0].starts_with(".report.csv.") && temp[0].ends_with(".tmp"));
     assert_eq!(sink.finish().unwrap(), 3);
     assert_eq!(dir_entries(dir.path()), ["report.csv"]);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), run(Format::Csv, &batches()));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        run(Format::Csv, &batches())
+    );
 }
 
 #[test]
@@ -422,5 +441,18 @@ fn closed_pipe_is_reported_as_broken_pipe() {
         let err = result.unwrap_err();
         assert!(err.is_broken_pipe(), "{format}: {err:?}");
         assert!(err.to_string().starts_with("stdout: "), "{format}: {err}");
+    }
+}
+
+#[test]
+fn rows_leave_as_each_batch_arrives() {
+    for format in [Format::Csv, Format::Json, Format::Ndjson, Format::Html] {
+        let out = Captured::default();
+        let mut sink = writer_sink(format, schema(), out.clone(), &SinkOptions::default()).unwrap();
+        sink.write_batch(&batches()[0]).unwrap();
+        assert!(out.text().contains("alice"), "{format}");
+        sink.write_batch(&batches()[1]).unwrap();
+        assert!(out.text().contains("Jerry"), "{format}");
+        sink.finish().unwrap();
     }
 }

@@ -11,13 +11,76 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
 const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "HAVING", "LIMIT", "OFFSET", "JOIN",
-    "LEFT", "RIGHT", "INNER", "OUTER", "FULL", "ON", "USING", "AS", "AND", "OR", "NOT", "IN",
-    "IS", "NULL", "LIKE", "ILIKE", "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "END", "DISTINCT",
-    "UNION", "ALL", "WITH", "EXPLAIN", "ANALYZE", "CREATE", "EXTERNAL", "TABLE", "VIEW",
-    "STORED", "PARQUET", "CSV", "LOCATION", "COPY", "TO", "SHOW", "TABLES", "FUNCTIONS",
-    "COLUMNS", "SET", "DESC", "ASC", "COUNT", "SUM", "AVG", "MIN", "MAX", "DATE_TRUNC",
-    "INTERVAL", "TIMESTAMP", "UNNEST", "OVER", "PARTITION", "FILTER", "CAST", "TRUE", "FALSE",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "INNER",
+    "OUTER",
+    "FULL",
+    "ON",
+    "USING",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "LIKE",
+    "ILIKE",
+    "BETWEEN",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "DISTINCT",
+    "UNION",
+    "ALL",
+    "WITH",
+    "EXPLAIN",
+    "ANALYZE",
+    "CREATE",
+    "EXTERNAL",
+    "TABLE",
+    "VIEW",
+    "STORED",
+    "PARQUET",
+    "CSV",
+    "LOCATION",
+    "COPY",
+    "TO",
+    "SHOW",
+    "TABLES",
+    "FUNCTIONS",
+    "COLUMNS",
+    "SET",
+    "DESC",
+    "ASC",
+    "COUNT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "DATE_TRUNC",
+    "INTERVAL",
+    "TIMESTAMP",
+    "UNNEST",
+    "OVER",
+    "PARTITION",
+    "FILTER",
+    "CAST",
+    "TRUE",
+    "FALSE",
 ];
 
 /// Whether the buffer is a complete unit of input.
@@ -35,7 +98,12 @@ pub struct ReplHelper {
 impl Completer for ReplHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = line[..pos]
             .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
             .map_or(0, |i| i + 1);
@@ -48,7 +116,11 @@ impl Completer for ReplHelper {
         let mut out: Vec<Pair> = vec![];
         for k in KEYWORDS {
             if k.to_ascii_lowercase().starts_with(&lower) {
-                let text = if upper_case { k.to_string() } else { k.to_ascii_lowercase() };
+                let text = if upper_case {
+                    k.to_string()
+                } else {
+                    k.to_ascii_lowercase()
+                };
                 out.push(Pair {
                     display: text.clone(),
                     replacement: text,
@@ -56,7 +128,9 @@ impl Completer for ReplHelper {
             }
         }
         for n in &self.names {
-            if n.to_ascii_lowercase().starts_with(&lower) && !out.iter().any(|p| &p.replacement == n) {
+            if n.to_ascii_lowercase().starts_with(&lower)
+                && !out.iter().any(|p| &p.replacement == n)
+            {
                 out.push(Pair {
                     display: n.clone(),
                     replacement: n.clone(),
@@ -72,7 +146,11 @@ impl Hinter for ReplHelper {
 }
 
 impl Highlighter for ReplHelper {
-    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }
 }
@@ -110,7 +188,10 @@ mod tests {
         let ctx = Context::new(&history);
         let (start, c) = h.complete("SELECT * FROM conv", 18, &ctx).unwrap();
         assert_eq!(start, 14);
-        assert_eq!(c.iter().map(|p| p.replacement.as_str()).collect::<Vec<_>>(), ["conversations"]);
+        assert_eq!(
+            c.iter().map(|p| p.replacement.as_str()).collect::<Vec<_>>(),
+            ["conversations"]
+        );
         let (_, c) = h.complete("sel", 3, &ctx).unwrap();
         assert_eq!(c[0].replacement, "select");
     }

@@ -40,9 +40,13 @@ pub async fn run(repl: &mut Repl, input: &str) -> Result<()> {
         ("\\timing", Some("off")) => repl.timing = false,
         ("\\timing", None) => repl.timing = !repl.timing,
         ("\\format", Some(f)) => {
-            let format: Format = f.parse().map_err(|e: crate::output::ParseFormatError| WaError::Usage(e.to_string()))?;
+            let format: Format = f
+                .parse()
+                .map_err(|e: crate::output::ParseFormatError| WaError::Usage(e.to_string()))?;
             if format == Format::Parquet && repl.config.output.is_none() {
-                return Err(WaError::Usage("parquet output needs a file: \\o FILE first".into()));
+                return Err(WaError::Usage(
+                    "parquet output needs a file: \\o FILE first".into(),
+                ));
             }
             repl.config.format = format;
         }
@@ -114,21 +118,26 @@ async fn list_tables(repl: &Repl) -> Result<()> {
 }
 
 async fn describe(repl: &Repl, name: &str) -> Result<()> {
-    let table = repl
-        .ctx
-        .table_provider(name)
-        .await
-        .map_err(|_| WaError::Usage(format!("no table or view named {name:?}; \\d lists them")))?;
+    let table =
+        repl.ctx.table_provider(name).await.map_err(|_| {
+            WaError::Usage(format!("no table or view named {name:?}; \\d lists them"))
+        })?;
     let schema = table.schema();
     let fields = schema.fields();
     print_columns(
         repl,
         vec![
             ("column", fields.iter().map(|f| f.name().clone()).collect()),
-            ("type", fields.iter().map(|f| f.data_type().to_string()).collect()),
+            (
+                "type",
+                fields.iter().map(|f| f.data_type().to_string()).collect(),
+            ),
             (
                 "nullable",
-                fields.iter().map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string()).collect(),
+                fields
+                    .iter()
+                    .map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string())
+                    .collect(),
             ),
         ],
     )
@@ -149,12 +158,21 @@ fn documentation(repl: &Repl, name: &str) -> Option<Documentation> {
 }
 
 fn list_functions(repl: &Repl) -> Result<()> {
-    let names: Vec<String> = wausage_udfs::FUNCTION_NAMES.iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = wausage_udfs::FUNCTION_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let about = names
         .iter()
         .map(|n| {
             documentation(repl, n)
-                .map(|d| d.description.split(". ").next().unwrap_or_default().to_string())
+                .map(|d| {
+                    d.description
+                        .split(". ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .unwrap_or_default()
         })
         .collect();
@@ -166,9 +184,14 @@ fn list_functions(repl: &Repl) -> Result<()> {
 /// One function's documentation as text.
 pub fn function_help(repl: &Repl, name: &str) -> Result<String> {
     let doc = documentation(repl, name).ok_or_else(|| {
-        WaError::Usage(format!("no documented function named {name:?}; \\h lists ours"))
+        WaError::Usage(format!(
+            "no documented function named {name:?}; \\h lists ours"
+        ))
     })?;
-    let mut s = format!("{name}\n\n{}\n\nSyntax: {}\n", doc.description, doc.syntax_example);
+    let mut s = format!(
+        "{name}\n\n{}\n\nSyntax: {}\n",
+        doc.description, doc.syntax_example
+    );
     if let Some(args) = &doc.arguments {
         s.push_str("\nArguments:\n");
         for (arg, text) in args {

@@ -60,7 +60,10 @@ impl Repl {
 
     pub async fn run_sql(&mut self, sql: &str) -> Result<()> {
         let config = self.config.clone();
-        let summary = crate::exec::run_sql(&self.ctx, sql, None, &mut |schema| crate::app::sink(&config, schema)).await?;
+        let summary = crate::exec::run_sql(&self.ctx, sql, None, &mut |schema| {
+            crate::app::sink(&config, schema)
+        })
+        .await?;
         if self.timing {
             eprintln!(
                 "{} rows in {:.3} s",
@@ -72,12 +75,21 @@ impl Repl {
     }
 
     async fn completion_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = wausage_udfs::FUNCTION_NAMES.iter().map(|s| s.to_string()).collect();
+        let mut names: Vec<String> = wausage_udfs::FUNCTION_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let state = self.ctx.state();
         names.extend(state.scalar_functions().keys().cloned());
         names.extend(state.aggregate_functions().keys().cloned());
         names.extend(state.window_functions().keys().cloned());
-        for table in self.ctx.catalog("datafusion").and_then(|c| c.schema("public")).map(|s| s.table_names()).unwrap_or_default() {
+        for table in self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names())
+            .unwrap_or_default()
+        {
             if let Ok(t) = self.ctx.table_provider(table.as_str()).await {
                 names.extend(t.schema().fields().iter().map(|f| f.name().clone()));
             }
@@ -102,7 +114,10 @@ pub async fn run(ctx: SessionContext, config: Config) -> Result<()> {
     }));
     let history = config_dir().join("history.txt");
     let _ = editor.load_history(&history);
-    eprintln!("wausage {} — SQL over WhatsApp message logs. \\h for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "wausage {} — SQL over WhatsApp message logs. \\h for help, \\q to quit.",
+        env!("CARGO_PKG_VERSION")
+    );
     while !repl.quit {
         match editor.readline("wausage> ") {
             Ok(line) => {
@@ -151,7 +166,9 @@ async fn run_piped(repl: &mut Repl) -> Result<()> {
         repl.handle(&buffer).await;
     }
     if repl.failed {
-        return Err(crate::error::WaError::Input("some statements failed (see above)".into()));
+        return Err(crate::error::WaError::Input(
+            "some statements failed (see above)".into(),
+        ));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
 use crate::columns::{self, Code, LogBatch};
-use crate::rules::{MessageOutcome, RuleChoice, Row, Windowing};
+use crate::rules::{MessageOutcome, Row, RuleChoice, Windowing};
 
 /// All rows buffered so far, column by column.
 #[derive(Debug, Default)]
@@ -36,11 +36,19 @@ pub struct LogRows {
 const NOT_DELIVERED: i64 = i64::MIN;
 
 impl LogRows {
-    fn push(&mut self, group: usize, code: Code, sent_at: i64, delivered_at: Option<i64>, id: &[u8]) {
+    fn push(
+        &mut self,
+        group: usize,
+        code: Code,
+        sent_at: i64,
+        delivered_at: Option<i64>,
+        id: &[u8],
+    ) {
         self.group.push(group as u32);
         self.code.push(code);
         self.sent_at.push(sent_at);
-        self.delivered_at.push(delivered_at.unwrap_or(NOT_DELIVERED));
+        self.delivered_at
+            .push(delivered_at.unwrap_or(NOT_DELIVERED));
         self.id_bytes.extend_from_slice(id);
         self.id_ends.push(self.id_bytes.len());
     }
@@ -117,7 +125,13 @@ impl LogRows {
             let g = old.group[row as usize] as usize;
             if g >= n {
                 let r = row as usize;
-                self.push(g - n, old.code[r], old.sent_at[r], old.delivered_at(row), old.id(row));
+                self.push(
+                    g - n,
+                    old.code[r],
+                    old.sent_at[r],
+                    old.delivered_at(row),
+                    old.id(row),
+                );
             }
         }
     }
@@ -135,7 +149,12 @@ pub trait PairOutput: Send + Sync + std::fmt::Debug + 'static {
     /// Starts an output of `groups` values.
     fn begin(&mut self, groups: usize);
     /// Adds one group's value; `rows[o.row]` is the buffered row of outcome `o`.
-    fn push_group(&mut self, log: &LogRows, rows: &[u32], outcomes: &[MessageOutcome]) -> Result<()>;
+    fn push_group(
+        &mut self,
+        log: &LogRows,
+        rows: &[u32],
+        outcomes: &[MessageOutcome],
+    ) -> Result<()>;
     fn finish(&mut self) -> Result<ArrayRef>;
 }
 
@@ -204,7 +223,13 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 continue;
             }
             let code = batch.code(i)?;
-            self.log.push(group, code, batch.sent_at.value(i), batch.delivered_at(i), batch.id(i));
+            self.log.push(
+                group,
+                code,
+                batch.sent_at.value(i),
+                batch.delivered_at(i),
+                batch.id(i),
+            );
         }
         Ok(())
     }
@@ -219,7 +244,11 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             self.pair_rows.extend(rows.iter().map(|&r| self.log.row(r)));
             let log = &self.log;
             self.windowing
-                .run_pair(&self.pair_rows, |i| log.id(rows[i as usize]), &mut self.outcomes)
+                .run_pair(
+                    &self.pair_rows,
+                    |i| log.id(rows[i as usize]),
+                    &mut self.outcomes,
+                )
                 .map_err(|e| exec_datafusion_err!("{e}"))?;
             self.output.push_group(&self.log, rows, &self.outcomes)?;
         }
@@ -231,7 +260,8 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let n = self.log.take(emit_to, self.num_groups);
         let (starts, order) = self.log.group_order(n);
-        let offsets = OffsetBuffer::new(starts.iter().map(|&s| s as i32).collect::<Vec<_>>().into());
+        let offsets =
+            OffsetBuffer::new(starts.iter().map(|&s| s as i32).collect::<Vec<_>>().into());
         let ids: StringViewArray = order
             .iter()
             .map(|&r| Some(std::str::from_utf8(self.log.id(r)).expect("ids come from strings")))
@@ -244,7 +274,12 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             let DataType::List(item) = fields[i].data_type() else {
                 unreachable!("state fields are lists")
             };
-            Ok(Arc::new(ListArray::try_new(item.clone(), offsets.clone(), values, None)?))
+            Ok(Arc::new(ListArray::try_new(
+                item.clone(),
+                offsets.clone(),
+                values,
+                None,
+            )?))
         };
         let state = vec![
             list(0, Arc::new(ids))?,
@@ -272,13 +307,23 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         for (j, &group) in group_indices.iter().enumerate() {
             for k in offsets[j] as usize..offsets[j + 1] as usize {
                 let d = delivered.is_valid(k).then(|| delivered.value(k));
-                self.log.push(group, codes.value(k), sent.value(k), d, ids.value(k).as_bytes());
+                self.log.push(
+                    group,
+                    codes.value(k),
+                    sent.value(k),
+                    d,
+                    ids.value(k).as_bytes(),
+                );
             }
         }
         Ok(())
     }
 
-    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
         let batch = LogBatch::try_new(values)?;
         let mut codes = Vec::with_capacity(batch.len());
         let mut ends = Vec::with_capacity(batch.len() + 1);
@@ -316,7 +361,12 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 let DataType::List(item) = field.data_type() else {
                     unreachable!("state fields are lists")
                 };
-                Ok(Arc::new(ListArray::try_new(item.clone(), offsets.clone(), values, None)?) as ArrayRef)
+                Ok(Arc::new(ListArray::try_new(
+                    item.clone(),
+                    offsets.clone(),
+                    values,
+                    None,
+                )?) as ArrayRef)
             })
             .collect()
     }
@@ -355,7 +405,10 @@ impl<O: PairOutput> Accumulator for SingleGroup<O> {
         self.0.num_groups = 1;
         let state = self.0.state(EmitTo::All)?;
         self.merge_batch(&state)?;
-        state.iter().map(|a| ScalarValue::try_from_array(a, 0)).collect()
+        state
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {

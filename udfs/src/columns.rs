@@ -96,8 +96,14 @@ pub fn decode(code: Code) -> (Kind, Status) {
 }
 
 fn encode(kind: Kind, status: Status) -> Code {
-    let k = KINDS.iter().position(|&k| k == kind).expect("every kind is listed") as u8;
-    let s = STATUSES.iter().position(|&s| s == status).expect("every status") as u8;
+    let k = KINDS
+        .iter()
+        .position(|&k| k == kind)
+        .expect("every kind is listed") as u8;
+    let s = STATUSES
+        .iter()
+        .position(|&s| s == status)
+        .expect("every status") as u8;
     (k << 3) | s
 }
 
@@ -121,7 +127,10 @@ struct Vocabulary {
 impl Vocabulary {
     fn new(words: &[&'static str]) -> Self {
         Self {
-            words: words.iter().map(|w| (*w, make_view(w.as_bytes(), 0, 0))).collect(),
+            words: words
+                .iter()
+                .map(|w| (*w, make_view(w.as_bytes(), 0, 0)))
+                .collect(),
         }
     }
 
@@ -138,14 +147,14 @@ impl Vocabulary {
     }
 }
 
-static DIRECTIONS: LazyLock<Vocabulary> = LazyLock::new(|| Vocabulary::new(&["outbound", "inbound"]));
+static DIRECTIONS: LazyLock<Vocabulary> =
+    LazyLock::new(|| Vocabulary::new(&["outbound", "inbound"]));
 static MESSAGE_TYPES: LazyLock<Vocabulary> =
     LazyLock::new(|| Vocabulary::new(&["template", "free_form"]));
 static CATEGORIES: LazyLock<Vocabulary> =
     LazyLock::new(|| Vocabulary::new(&["marketing", "utility", "authentication"]));
-static STATUS_WORDS: LazyLock<Vocabulary> = LazyLock::new(|| {
-    Vocabulary::new(&["sent", "failed", "delivered", "read", "received"])
-});
+static STATUS_WORDS: LazyLock<Vocabulary> =
+    LazyLock::new(|| Vocabulary::new(&["sent", "failed", "delivered", "read", "received"]));
 
 /// One batch of log columns, downcast once.
 pub struct LogBatch<'a> {
@@ -162,18 +171,29 @@ pub struct LogBatch<'a> {
 impl<'a> LogBatch<'a> {
     pub fn try_new(values: &'a [ArrayRef]) -> Result<Self> {
         if values.len() < LOG_ARGS.len() {
-            return Err(exec_datafusion_err!("expected the {} log columns", LOG_ARGS.len()));
+            return Err(exec_datafusion_err!(
+                "expected the {} log columns",
+                LOG_ARGS.len()
+            ));
         }
         let s = |i: usize| -> Result<&'a StringViewArray> {
             values[i].as_string_view_opt().ok_or_else(|| {
-                exec_datafusion_err!("{} must be Utf8View, got {}", LOG_ARGS[i], values[i].data_type())
+                exec_datafusion_err!(
+                    "{} must be Utf8View, got {}",
+                    LOG_ARGS[i],
+                    values[i].data_type()
+                )
             })
         };
         let t = |i: usize| -> Result<&'a TimestampMicrosecondArray> {
             values[i]
                 .as_primitive_opt::<TimestampMicrosecondType>()
                 .ok_or_else(|| {
-                    exec_datafusion_err!("{} must be a timestamp, got {}", LOG_ARGS[i], values[i].data_type())
+                    exec_datafusion_err!(
+                        "{} must be a timestamp, got {}",
+                        LOG_ARGS[i],
+                        values[i].data_type()
+                    )
                 })
         };
         Ok(Self {
@@ -229,10 +249,12 @@ impl<'a> LogBatch<'a> {
                 vocab.find(array, i)
             }
         };
-        let direction = lookup(&DIRECTIONS, self.direction).ok_or_else(|| bad("direction", self.direction))?;
-        let message_type =
-            lookup(&MESSAGE_TYPES, self.message_type).ok_or_else(|| bad("message_type", self.message_type))?;
-        let status = lookup(&STATUS_WORDS, self.status).ok_or_else(|| bad("status", self.status))?;
+        let direction =
+            lookup(&DIRECTIONS, self.direction).ok_or_else(|| bad("direction", self.direction))?;
+        let message_type = lookup(&MESSAGE_TYPES, self.message_type)
+            .ok_or_else(|| bad("message_type", self.message_type))?;
+        let status =
+            lookup(&STATUS_WORDS, self.status).ok_or_else(|| bad("status", self.status))?;
         if self.sent_at.is_null(i) {
             return Err(exec_datafusion_err!(
                 "message_id {:?}: sent_at is null",

@@ -13,9 +13,14 @@ pub fn constant_string(expr: &Arc<dyn PhysicalExpr>, what: &str) -> Result<Strin
     if let Some(cast) = (e as &dyn std::any::Any).downcast_ref::<CastExpr>() {
         e = cast.expr().as_ref();
     }
-    match (e as &dyn std::any::Any).downcast_ref::<Literal>().map(|l| l.value()) {
+    match (e as &dyn std::any::Any)
+        .downcast_ref::<Literal>()
+        .map(|l| l.value())
+    {
         Some(
-            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
         ) => Ok(s.clone()),
         _ => plan_err!("{what} must be a constant string, got {expr}"),
     }

@@ -89,7 +89,10 @@ impl AggregateUDFImpl for WaConversationCount {
         true
     }
 
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(self.groups(&args)?))
     }
 
@@ -104,7 +107,10 @@ impl WaConversationCount {
             None => None,
             Some(e) => {
                 let name = constant_string(e, "only_category")?;
-                match ConversationCategory::ALL.iter().find(|c| c.as_str() == name) {
+                match ConversationCategory::ALL
+                    .iter()
+                    .find(|c| c.as_str() == name)
+                {
                     Some(c) => Some(*c),
                     None => {
                         return plan_err!(
@@ -137,7 +143,12 @@ impl PairOutput for CountOutput {
         self.counts.reserve(groups);
     }
 
-    fn push_group(&mut self, _log: &LogRows, _rows: &[u32], outcomes: &[MessageOutcome]) -> Result<()> {
+    fn push_group(
+        &mut self,
+        _log: &LogRows,
+        _rows: &[u32],
+        outcomes: &[MessageOutcome],
+    ) -> Result<()> {
         let n = outcomes
             .iter()
             .filter(|m| match (m.conversation, self.only) {

@@ -101,7 +101,10 @@ impl AggregateUDFImpl for WaConversations {
         true
     }
 
-    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(self.groups()))
     }
 
@@ -133,7 +136,12 @@ impl PairOutput for ConversationsOutput {
         self.offsets.push(0);
     }
 
-    fn push_group(&mut self, log: &LogRows, rows: &[u32], outcomes: &[MessageOutcome]) -> Result<()> {
+    fn push_group(
+        &mut self,
+        log: &LogRows,
+        rows: &[u32],
+        outcomes: &[MessageOutcome],
+    ) -> Result<()> {
         for m in outcomes {
             if let (Some((category, expires)), Some(opened)) = (m.conversation, m.event_at) {
                 self.category.append_value(category.as_str());
@@ -163,6 +171,11 @@ impl PairOutput for ConversationsOutput {
             unreachable!()
         };
         let offsets = OffsetBuffer::new(std::mem::take(&mut self.offsets).into());
-        Ok(Arc::new(ListArray::try_new(item, offsets, Arc::new(structs), None)?))
+        Ok(Arc::new(ListArray::try_new(
+            item,
+            offsets,
+            Arc::new(structs),
+            None,
+        )?))
     }
 }

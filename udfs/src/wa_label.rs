@@ -74,7 +74,10 @@ impl WindowUDFImpl for WaLabel {
         coerce_log_args(self.name(), arg_types, 0)
     }
 
-    fn partition_evaluator(&self, _args: PartitionEvaluatorArgs) -> Result<Box<dyn PartitionEvaluator>> {
+    fn partition_evaluator(
+        &self,
+        _args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
         Ok(Box::new(LabelEvaluator::default()))
     }
 
@@ -102,7 +105,12 @@ impl PartitionEvaluator for LabelEvaluator {
         let batch = LogBatch::try_new(values)?;
         let mut rows = Vec::with_capacity(num_rows);
         for i in 0..num_rows {
-            rows.push(row(batch.code(i)?, batch.sent_at.value(i), batch.delivered_at(i), batch.id(i)));
+            rows.push(row(
+                batch.code(i)?,
+                batch.sent_at.value(i),
+                batch.delivered_at(i),
+                batch.id(i),
+            ));
         }
         self.windowing = Windowing::new(RuleChoice::Auto);
         self.windowing
@@ -116,6 +124,10 @@ impl PartitionEvaluator for LabelEvaluator {
             outside.append_value(m.conversation_outside_window);
         }
         let columns: Vec<ArrayRef> = vec![Arc::new(opened.finish()), Arc::new(outside.finish())];
-        Ok(Arc::new(StructArray::try_new(label_fields(), columns, None)?))
+        Ok(Arc::new(StructArray::try_new(
+            label_fields(),
+            columns,
+            None,
+        )?))
     }
 }

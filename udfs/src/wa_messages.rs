@@ -119,7 +119,10 @@ impl AggregateUDFImpl for WaMessages {
         true
     }
 
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(groups(&args)?))
     }
 
@@ -136,14 +139,20 @@ pub fn rule_choice(args: &AccumulatorArgs, index: usize) -> Result<RuleChoice> {
             let name = constant_string(e, "rules")?;
             match RuleChoice::parse(&name) {
                 Some(c) => Ok(c),
-                None => plan_err!("unknown rule set {name:?}; expected one of {}", RuleChoice::NAMES),
+                None => plan_err!(
+                    "unknown rule set {name:?}; expected one of {}",
+                    RuleChoice::NAMES
+                ),
             }
         }
     }
 }
 
 fn groups(args: &AccumulatorArgs) -> Result<WindowingGroups<MessagesOutput>> {
-    Ok(WindowingGroups::new(rule_choice(args, 8)?, MessagesOutput::default()))
+    Ok(WindowingGroups::new(
+        rule_choice(args, 8)?,
+        MessagesOutput::default(),
+    ))
 }
 
 #[derive(Debug, Default)]
@@ -175,7 +184,12 @@ impl PairOutput for MessagesOutput {
         self.len = 0;
     }
 
-    fn push_group(&mut self, log: &LogRows, rows: &[u32], outcomes: &[MessageOutcome]) -> Result<()> {
+    fn push_group(
+        &mut self,
+        log: &LogRows,
+        rows: &[u32],
+        outcomes: &[MessageOutcome],
+    ) -> Result<()> {
         for m in outcomes {
             let id = log.id(rows[m.row as usize]);
             self.message_id
@@ -245,6 +259,11 @@ impl PairOutput for MessagesOutput {
             unreachable!()
         };
         let offsets = OffsetBuffer::new(std::mem::take(&mut self.offsets).into());
-        Ok(Arc::new(ListArray::try_new(item, offsets, Arc::new(structs), None)?))
+        Ok(Arc::new(ListArray::try_new(
+            item,
+            offsets,
+            Arc::new(structs),
+            None,
+        )?))
     }
 }

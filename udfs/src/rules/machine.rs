@@ -3,7 +3,9 @@
 //! Every window is half-open, `[start, start + length)`: "open at `t`"
 //! is `t < until`. Times are microseconds; `NEVER` marks a closed window.
 
-use super::types::{ConversationCategory, Kind, Pricing, PricingCategory, RuleSet, TemplateCategory};
+use super::types::{
+    ConversationCategory, Kind, Pricing, PricingCategory, RuleSet, TemplateCategory,
+};
 use super::{DAY, FREE_ENTRY_LENGTH, FREE_SERVICE_START};
 
 /// A window end that no time is before.

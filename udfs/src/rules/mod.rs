@@ -19,8 +19,8 @@ mod tests;
 pub use machine::{CbpState, PmpState};
 pub use pair::{id_hash, MessageOutcome, Row, RuleError, Windowing};
 pub use types::{
-    ConversationCategory, Kind, Pricing, PricingCategory, RuleChoice, RuleSet, Status,
-    TemplateCategory, customer_key,
+    customer_key, ConversationCategory, Kind, Pricing, PricingCategory, RuleChoice, RuleSet,
+    Status, TemplateCategory,
 };
 
 /// Timestamps are microseconds since the Unix epoch, UTC.

@@ -205,9 +205,8 @@ impl Windowing {
     fn order_events<'a>(&mut self, id: &impl Fn(u32) -> &'a [u8]) {
         let merged = &self.merged;
         self.events.clear();
-        self.events.extend(
-            (0..merged.len() as u32).filter(|&i| merged[i as usize].event_at.is_some()),
-        );
+        self.events
+            .extend((0..merged.len() as u32).filter(|&i| merged[i as usize].event_at.is_some()));
         self.events.sort_unstable_by(|&a, &b| {
             let (ma, mb) = (&merged[a as usize], &merged[b as usize]);
             ma.event_at

@@ -29,7 +29,13 @@ impl Log {
         }
     }
 
-    fn push(&mut self, id: Option<&str>, kind: Kind, sent: f64, delivered: Option<f64>) -> &mut Self {
+    fn push(
+        &mut self,
+        id: Option<&str>,
+        kind: Kind,
+        sent: f64,
+        delivered: Option<f64>,
+    ) -> &mut Self {
         let id = id.map_or_else(|| format!("m{:03}", self.ids.len() + 1), str::to_string);
         let status = match (kind, delivered) {
             (Kind::Inbound { .. }, _) => Status::Received,
@@ -90,7 +96,11 @@ impl Log {
             .iter()
             .filter_map(|m| {
                 m.conversation.map(|(c, expires)| {
-                    (c.as_str(), self.hours(m.event_at.unwrap()), self.hours(expires))
+                    (
+                        c.as_str(),
+                        self.hours(m.event_at.unwrap()),
+                        self.hours(expires),
+                    )
                 })
             })
             .collect()
@@ -118,7 +128,10 @@ fn v01_one_template() {
 }
 #[test]
 fn v02_same_category_within_24h() {
-    assert_eq!(Log::new(FEB_2024).t(M, 0.0).t(M, 23.99).categories(), ["marketing"]);
+    assert_eq!(
+        Log::new(FEB_2024).t(M, 0.0).t(M, 23.99).categories(),
+        ["marketing"]
+    );
 }
 #[test]
 fn v03_end_is_exclusive() {
@@ -129,7 +142,10 @@ fn v03_end_is_exclusive() {
 }
 #[test]
 fn v04_concurrent_categories() {
-    assert_eq!(Log::new(FEB_2024).t(M, 0.0).t(U, 1.0).categories(), ["marketing", "utility"]);
+    assert_eq!(
+        Log::new(FEB_2024).t(M, 0.0).t(U, 1.0).categories(),
+        ["marketing", "utility"]
+    );
 }
 #[test]
 fn v05_authentication_then_marketing() {
@@ -144,7 +160,10 @@ fn v06_service() {
 }
 #[test]
 fn v07_service_covers_replies() {
-    assert_eq!(Log::new(FEB_2024).inb(0.0).f(1.0).f(20.0).categories(), ["service"]);
+    assert_eq!(
+        Log::new(FEB_2024).inb(0.0).f(1.0).f(20.0).categories(),
+        ["service"]
+    );
 }
 #[test]
 fn v08_template_inside_service() {
@@ -155,7 +174,10 @@ fn v08_template_inside_service() {
 }
 #[test]
 fn v09_free_form_inside_open_conversation() {
-    assert_eq!(Log::new(FEB_2024).t(U, 0.0).inb(1.0).f(2.0).categories(), ["utility"]);
+    assert_eq!(
+        Log::new(FEB_2024).t(U, 0.0).inb(1.0).f(2.0).categories(),
+        ["utility"]
+    );
 }
 #[test]
 fn v10_outside_window() {
@@ -167,7 +189,12 @@ fn v10_outside_window() {
 #[test]
 fn v11_two_service_conversations() {
     assert_eq!(
-        Log::new(FEB_2024).inb(0.0).f(1.0).inb(30.0).f(31.0).categories(),
+        Log::new(FEB_2024)
+            .inb(0.0)
+            .f(1.0)
+            .inb(30.0)
+            .f(31.0)
+            .categories(),
         ["service", "service"]
     );
 }
@@ -181,7 +208,12 @@ fn v12_covered_after_csw_ended() {
 #[test]
 fn v13_csw_restarted() {
     assert_eq!(
-        Log::new(FEB_2024).inb(0.0).f(1.0).inb(20.0).f(26.0).categories(),
+        Log::new(FEB_2024)
+            .inb(0.0)
+            .f(1.0)
+            .inb(20.0)
+            .f(26.0)
+            .categories(),
         ["service", "service"]
     );
 }
@@ -216,7 +248,11 @@ fn v17_free_entry_covers_everything() {
 #[test]
 fn v18_after_free_entry() {
     assert_eq!(
-        Log::new(FEB_2024).inb_ep(0.0).f(1.0).t(M, 73.0).categories(),
+        Log::new(FEB_2024)
+            .inb_ep(0.0)
+            .f(1.0)
+            .t(M, 73.0)
+            .categories(),
         ["free_entry", "marketing"]
     );
 }
@@ -229,7 +265,10 @@ fn v19_entry_point_lapsed() {
 }
 #[test]
 fn v20_template_uses_entry_point() {
-    assert_eq!(Log::new(FEB_2024).inb_ep(0.0).t(U, 2.0).categories(), ["free_entry"]);
+    assert_eq!(
+        Log::new(FEB_2024).inb_ep(0.0).t(U, 2.0).categories(),
+        ["free_entry"]
+    );
 }
 #[test]
 fn v21_logged_twice() {
@@ -274,7 +313,11 @@ fn v27_inbound_only() {
 #[test]
 fn v28_authentication_twice() {
     assert_eq!(
-        Log::new(FEB_2024).t(A, 0.0).t(A, 10.0).t(A, 30.0).categories(),
+        Log::new(FEB_2024)
+            .t(A, 0.0)
+            .t(A, 10.0)
+            .t(A, 30.0)
+            .categories(),
         ["authentication", "authentication"]
     );
 }
@@ -304,7 +347,11 @@ fn v31_covered_free_form_leaves_entry_point() {
 #[test]
 fn v32_entry_point_beats_open_marketing() {
     assert_eq!(
-        Log::new(FEB_2024).t(M, 0.0).inb_ep(1.0).t(M, 2.0).categories(),
+        Log::new(FEB_2024)
+            .t(M, 0.0)
+            .inb_ep(1.0)
+            .t(M, 2.0)
+            .categories(),
         ["free_entry", "marketing"]
     );
 }
@@ -317,13 +364,20 @@ fn v33_same_instant_message_id_order() {
     let out = log.run(RuleChoice::Auto);
     let opened: Vec<_> = out.iter().filter(|m| m.conversation.is_some()).collect();
     assert_eq!(opened.len(), 1);
-    assert_eq!(opened[0].conversation.unwrap().0, ConversationCategory::FreeEntry);
+    assert_eq!(
+        opened[0].conversation.unwrap().0,
+        ConversationCategory::FreeEntry
+    );
     assert_eq!(log.ids[opened[0].row as usize], "a");
 }
 #[test]
 fn v34_inbound_without_entry_point_keeps_it() {
     assert_eq!(
-        Log::new(FEB_2024).inb_ep(0.0).inb(10.0).f(11.0).categories(),
+        Log::new(FEB_2024)
+            .inb_ep(0.0)
+            .inb(10.0)
+            .f(11.0)
+            .categories(),
         ["free_entry"]
     );
 }
@@ -345,12 +399,19 @@ fn v36_entry_point_and_csw_end_exclusive() {
 }
 #[test]
 fn v37_template_at_entry_point_end() {
-    assert_eq!(Log::new(FEB_2024).inb_ep(0.0).t(M, 24.0).categories(), ["marketing"]);
+    assert_eq!(
+        Log::new(FEB_2024).inb_ep(0.0).t(M, 24.0).categories(),
+        ["marketing"]
+    );
 }
 #[test]
 fn v38_entry_point_replaced() {
     assert_eq!(
-        Log::new(FEB_2024).inb_ep(0.0).inb_ep(10.0).f(30.0).conversations(),
+        Log::new(FEB_2024)
+            .inb_ep(0.0)
+            .inb_ep(10.0)
+            .f(30.0)
+            .conversations(),
         [("free_entry", 30.0, 102.0)]
     );
 }
@@ -365,9 +426,15 @@ fn v39_chained_conversations() {
 }
 #[test]
 fn v40_customer_forms_are_one_customer() {
-    assert_eq!(customer_key("+6281200000001"), customer_key("6281200000001"));
+    assert_eq!(
+        customer_key("+6281200000001"),
+        customer_key("6281200000001")
+    );
     // Both rows then fall in one pair.
-    assert_eq!(Log::new(FEB_2024).t(M, 0.0).t(M, 1.0).categories(), ["marketing"]);
+    assert_eq!(
+        Log::new(FEB_2024).t(M, 0.0).t(M, 1.0).categories(),
+        ["marketing"]
+    );
 }
 #[test]
 fn v41_rows_of_one_message_merge() {
@@ -429,33 +496,55 @@ fn priced(log: &Log, choice: RuleChoice) -> (Vec<(&'static str, usize)>, usize, 
 
 fn pmp(log: &Log) -> (Vec<(&'static str, usize)>, usize, usize) {
     let auto = priced(log, RuleChoice::Auto);
-    assert_eq!(auto, priced(log, RuleChoice::Pmp), "auto prices August by pmp");
+    assert_eq!(
+        auto,
+        priced(log, RuleChoice::Pmp),
+        "auto prices August by pmp"
+    );
     auto
 }
 
 #[test]
 fn p01_marketing_twice() {
-    assert_eq!(pmp(Log::new(AUG_2025).t(M, 0.0).t(M, 1.0)), (vec![("marketing", 2)], 2, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).t(M, 0.0).t(M, 1.0)),
+        (vec![("marketing", 2)], 2, 0)
+    );
 }
 #[test]
 fn p02_utility_free_inside_csw() {
-    assert_eq!(pmp(Log::new(AUG_2025).inb(0.0).t(U, 1.0)), (vec![("utility", 1)], 0, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).inb(0.0).t(U, 1.0)),
+        (vec![("utility", 1)], 0, 0)
+    );
 }
 #[test]
 fn p03_utility_billable() {
-    assert_eq!(pmp(Log::new(AUG_2025).t(U, 0.0)), (vec![("utility", 1)], 1, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).t(U, 0.0)),
+        (vec![("utility", 1)], 1, 0)
+    );
 }
 #[test]
 fn p04_utility_after_csw() {
-    assert_eq!(pmp(Log::new(AUG_2025).inb(0.0).t(U, 25.0)), (vec![("utility", 1)], 1, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).inb(0.0).t(U, 25.0)),
+        (vec![("utility", 1)], 1, 0)
+    );
 }
 #[test]
 fn p05_service_free() {
-    assert_eq!(pmp(Log::new(AUG_2025).inb(0.0).f(1.0).f(2.0)), (vec![("service", 2)], 0, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).inb(0.0).f(1.0).f(2.0)),
+        (vec![("service", 2)], 0, 0)
+    );
 }
 #[test]
 fn p06_service_outside_window() {
-    assert_eq!(pmp(Log::new(AUG_2025).inb(0.0).f(25.0)), (vec![("service", 1)], 0, 1));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).inb(0.0).f(25.0)),
+        (vec![("service", 1)], 0, 1)
+    );
 }
 #[test]
 fn p07_free_entry_window() {
@@ -468,7 +557,10 @@ fn p07_free_entry_window() {
 }
 #[test]
 fn p08_entry_point_lapsed() {
-    assert_eq!(pmp(Log::new(AUG_2025).inb_ep(0.0).t(M, 25.0)), (vec![("marketing", 1)], 1, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).inb_ep(0.0).t(M, 25.0)),
+        (vec![("marketing", 1)], 1, 0)
+    );
 }
 #[test]
 fn p09_authentication() {
@@ -479,7 +571,10 @@ fn p09_authentication() {
 }
 #[test]
 fn p10_marketing_inside_csw() {
-    assert_eq!(pmp(Log::new(AUG_2025).inb(0.0).t(M, 1.0)), (vec![("marketing", 1)], 1, 0));
+    assert_eq!(
+        pmp(Log::new(AUG_2025).inb(0.0).t(M, 1.0)),
+        (vec![("marketing", 1)], 1, 0)
+    );
 }
 #[test]
 fn p11_undelivered() {
@@ -542,9 +637,16 @@ fn b1_marketing_across_switch() {
     log.t(M, -1.0).t(M, 1.0);
     assert_eq!(
         pricing_rows(&log),
-        [(-1.0, "cbp", Some("marketing"), true), (1.0, "pmp", Some("marketing"), true)]
+        [
+            (-1.0, "cbp", Some("marketing"), true),
+            (1.0, "pmp", Some("marketing"), true)
+        ]
     );
-    assert_eq!(log.categories(), ["marketing"], "the 24-hour metric goes on");
+    assert_eq!(
+        log.categories(),
+        ["marketing"],
+        "the 24-hour metric goes on"
+    );
 }
 #[test]
 fn b2_free_entry_carries_over() {
@@ -572,14 +674,22 @@ fn b4_service_across_switch() {
     log.inb(-3.0).f(-2.0).f(5.0);
     assert_eq!(
         pricing_rows(&log),
-        [(-2.0, "cbp", Some("service"), false), (5.0, "pmp", Some("service"), false)]
+        [
+            (-2.0, "cbp", Some("service"), false),
+            (5.0, "pmp", Some("service"), false)
+        ]
     );
 }
 
 #[test]
 fn forced_cbp_prices_exactly_the_openers() {
     let mut log = Log::new(PMP_START);
-    log.inb_ep(-30.0).t(M, -1.0).f(-0.5).t(M, 1.0).t(U, 2.0).t(M, 30.0);
+    log.inb_ep(-30.0)
+        .t(M, -1.0)
+        .f(-0.5)
+        .t(M, 1.0)
+        .t(U, 2.0)
+        .t(M, 30.0);
     for m in log.run(RuleChoice::Cbp) {
         if let Some(p) = m.pricing {
             assert_eq!(p.rule_set, RuleSet::Cbp);

@@ -1,0 +1,366 @@
+//! Whole-binary runs: registration of every kind of path, every output
+//! format and export, exit codes and error messages, the REPL on piped
+//! input, and `generate`.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::common::*;
+
+fn wausage() -> Command {
+    let mut c = Command::cargo_bin("wausage").unwrap();
+    c.env_remove("WAUSAGE_DATA")
+        .env_remove("WAUSAGE_RULES")
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("wausage-test-config"),
+        );
+    c
+}
+
+fn small_log(dir: &Path) {
+    let mut rows = parse_events(
+        "in@0, F@1, T:m@2, T:u@3 x",
+        FEB_2024_MS,
+        "acct-1",
+        "+6281200000001",
+    );
+    rows.extend(parse_events(
+        "T:m@0#z1, T:m@30#z2",
+        FEB_2024_MS,
+        "acct-2",
+        "+14165550123",
+    ));
+    write_parquet(&dir.join("log.parquet"), &rows, 3);
+}
+
+fn stdout(c: &mut Command) -> String {
+    let out = c.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn first_command_on_the_shipped_sample() {
+    let out = stdout(wausage().args(["query", "SELECT count(*) AS n FROM conversations"]));
+    let n: i64 = out.lines().nth(1).unwrap().parse().unwrap();
+    assert!(n > 1000, "{out}");
+}
+
+#[test]
+fn registers_file_directory_glob_and_hive_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_log(tmp.path());
+    let file = tmp.path().join("log.parquet");
+    let glob = format!("{}/*.parquet", tmp.path().display());
+    for data in [
+        file.to_str().unwrap(),
+        tmp.path().to_str().unwrap(),
+        glob.as_str(),
+    ] {
+        let out =
+            stdout(wausage().args(["--data", data, "query", "SELECT count(*) FROM messages_raw"]));
+        assert_eq!(out, "count(*)\n6\n", "{data}");
+    }
+    let hive = tempfile::tempdir().unwrap();
+    write_parquet(
+        &hive.path().join("month=2024-02/a.parquet"),
+        &parse_events("T:m@0", FEB_2024_MS, "a", "+6281200000001"),
+        10,
+    );
+    write_parquet(
+        &hive.path().join("month=2024-03/b.parquet"),
+        &parse_events("T:m@700#q", FEB_2024_MS, "a", "+6281200000001"),
+        10,
+    );
+    let out = stdout(wausage().args([
+        "--data",
+        hive.path().to_str().unwrap(),
+        "query",
+        "SELECT month, count(*) AS n FROM messages_raw GROUP BY month ORDER BY month",
+    ]));
+    assert_eq!(out, "month,n\n2024-02,1\n2024-03,1\n");
+}
+
+#[test]
+fn every_format_and_atomic_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_log(tmp.path());
+    let data = tmp.path().to_str().unwrap();
+    let sql = "SELECT category, count(*) AS n FROM conversations GROUP BY 1 ORDER BY 1";
+    let csv = stdout(wausage().args(["--data", data, "--format", "csv", "query", sql]));
+    assert_eq!(csv, "category,n\nmarketing,3\nservice,1\n");
+    let json = stdout(wausage().args(["--data", data, "--format", "json", "query", sql]));
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["category"], "marketing");
+    assert_eq!(parsed[0]["n"], 3);
+    let ndjson = stdout(wausage().args(["--data", data, "--format", "ndjson", "query", sql]));
+    assert_eq!(ndjson.lines().count(), 2);
+    let table = stdout(wausage().args(["--data", data, "--format", "table", "query", sql]));
+    assert!(
+        table.contains("| marketing") && table.contains("2 rows"),
+        "{table}"
+    );
+    let html = stdout(wausage().args(["--data", data, "--format", "html", "query", sql]));
+    assert!(html.contains("<table") && html.contains("marketing"));
+
+    let out = tmp.path().join("export/out.parquet");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    wausage()
+        .args([
+            "--data",
+            data,
+            "--output",
+            out.to_str().unwrap(),
+            "query",
+            sql,
+        ])
+        .assert()
+        .success();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&out).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), 2);
+
+    // A failing query leaves neither the file nor a temporary one.
+    let failed = tmp.path().join("export/failed.csv");
+    wausage()
+        .args([
+            "--data",
+            data,
+            "--output",
+            failed.to_str().unwrap(),
+            "query",
+            "SELECT 1/0 AS x FROM messages_raw WHERE CAST('x' AS INT) = 1",
+        ])
+        .assert()
+        .code(1);
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("out.parquet")]);
+    // COPY works too.
+    let copied = tmp.path().join("copied.parquet");
+    wausage()
+        .args([
+            "--data",
+            data,
+            "query",
+            &format!(
+                "COPY (SELECT * FROM conversations) TO '{}'",
+                copied.display()
+            ),
+        ])
+        .assert()
+        .success();
+    assert!(copied.exists());
+}
+
+#[test]
+fn exit_codes_and_error_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_log(tmp.path());
+    let data = tmp.path().to_str().unwrap();
+    wausage()
+        .args(["--data", data, "--format", "xml", "query", "SELECT 1"])
+        .assert()
+        .code(2);
+    wausage()
+        .args(["--data", data, "--rules", "weekly", "query", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("auto, cbp, pmp"));
+    wausage()
+        .args(["--data", data, "query", "SELEC 1"])
+        .assert()
+        .code(1);
+    // The first error stops the run: the third statement never prints.
+    wausage()
+        .args([
+            "--data",
+            data,
+            "query",
+            "SELECT 'one' AS a; SELECT * FROM nope; SELECT 'three' AS c",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("one").and(predicate::str::contains("three").not()));
+    wausage()
+        .args(["--data", "/no/such/dir", "query", "SELECT 1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("/no/such/dir"));
+}
+
+#[test]
+fn missing_or_mistyped_column_names_file_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = parse_events("T:m@0", FEB_2024_MS, "a", "+6281200000001");
+    let b = batch(&rows);
+    let idx = b.schema().index_of("status").unwrap();
+    let mut b = b;
+    b.remove_column(idx);
+    let path = tmp.path().join("bad.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        b.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    wausage()
+        .args(["--data", tmp.path().to_str().unwrap(), "query", "SELECT 1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bad.parquet").and(predicate::str::contains("`status`")));
+}
+
+#[test]
+fn bad_values_are_reported_with_the_message_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rows = parse_events(
+        "T:m@0#ok, T:m@1#bad-dir, T:u@2#no-cat",
+        FEB_2024_MS,
+        "a",
+        "+6281200000001",
+    );
+    rows[1].direction = "sideways";
+    write_parquet(&tmp.path().join("a.parquet"), &rows[..2], 10);
+    wausage()
+        .args([
+            "--data",
+            tmp.path().to_str().unwrap(),
+            "query",
+            "SELECT count(*) FROM conversations",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bad-dir").and(predicate::str::contains("sideways")));
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut rows2 = rows.clone();
+    rows2[2].category = None;
+    write_parquet(
+        &tmp2.path().join("a.parquet"),
+        &[rows2[0].clone(), rows2[2].clone()],
+        10,
+    );
+    wausage()
+        .args([
+            "--data",
+            tmp2.path().to_str().unwrap(),
+            "query",
+            "SELECT count(*) FROM conversations",
+        ])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("no-cat")
+                .and(predicate::str::contains("template without category")),
+        );
+}
+
+#[test]
+fn repl_reads_piped_statements_and_meta_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_log(tmp.path());
+    let out = stdout(
+        wausage()
+            .args(["--data", tmp.path().to_str().unwrap(), "repl"])
+            .write_stdin("SELECT 1 AS x;\nSELECT\n  2 AS y\n;\n\\d conversations\n\\h phone_country\n\\q\nSELECT 3;\n"),
+    );
+    assert!(out.starts_with("x\n1\ny\n2\n"), "{out}");
+    assert!(out.contains("opening_message_id"), "{out}");
+    assert!(out.contains("libphonenumber"), "{out}");
+    assert!(!out.contains("\n3\n"), "\\q stops: {out}");
+    // A failing statement prints, the session goes on, the exit code tells.
+    wausage()
+        .args(["--data", tmp.path().to_str().unwrap()])
+        .write_stdin("SELECT * FROM nope;\nSELECT 5 AS five;\n")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("five"));
+}
+
+#[test]
+fn generate_is_deterministic_and_follows_the_schema() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    for dir in [a.path(), b.path()] {
+        wausage()
+            .args([
+                "generate",
+                "--out",
+                dir.to_str().unwrap(),
+                "--messages",
+                "3000",
+                "--seed",
+                "5",
+                "--partition-by-month",
+                "--start",
+                "2024-01-20",
+                "--days",
+                "20",
+            ])
+            .assert()
+            .success();
+    }
+    let files = |d: &Path| {
+        let mut v: Vec<_> = walk(d);
+        v.sort();
+        v
+    };
+    let (fa, fb) = (files(a.path()), files(b.path()));
+    assert!(fa.len() >= 2, "{fa:?}");
+    for (x, y) in fa.iter().zip(&fb) {
+        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap());
+    }
+    let out = stdout(wausage().args([
+        "--data",
+        a.path().to_str().unwrap(),
+        "query",
+        "SELECT count(DISTINCT message_id) AS n, count(DISTINCT month) AS months FROM messages_raw",
+    ]));
+    assert_eq!(out, "n,months\n3000,2\n");
+}
+
+fn walk(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn saved_query_parameters_are_checked() {
+    for bad in [["-p", "month=2024-13"], ["-p", "quota=lots"]] {
+        wausage()
+            .args(["run", "monthly-utilization", "-p", "month=2024-02"])
+            .args(bad)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--param month="));
+    }
+    wausage().args(["run", "no-such-report"]).assert().code(2);
+    let out = stdout(wausage().args(["queries"]));
+    for name in [
+        "monthly-utilization",
+        "conversations-by-category",
+        "country-allocation",
+        "overall-vs-usage",
+        "daily-conversations",
+    ] {
+        assert!(out.contains(name), "{out}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests, in one binary so DataFusion links once: SQL behaviour
+//! on real Parquet (in-process sessions) and whole-binary runs of the CLI.
+
+mod cli;
+mod common;
+mod properties;
+mod reports;
+mod vectors;

@@ -1,0 +1,188 @@
+//! Property tests: on random logs, the UDAF (through the views), the UDWF
+//! and the rules core run directly agree, and neither the number of files,
+//! row groups nor `target_partitions` changes the answer.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use wausage_udfs::rules::{customer_key, id_hash, Kind, Row, RuleChoice, Status, Windowing};
+
+use crate::common::*;
+
+const EVENTS: [&str; 6] = ["in", "in*", "T:m", "T:u", "T:a", "F"];
+
+/// One random event: kind, half-hour slot, delivered?, logged twice?
+fn event() -> impl Strategy<Value = (usize, i64, bool, bool)> {
+    (
+        0..EVENTS.len(),
+        0i64..400,
+        prop::bool::weighted(0.9),
+        prop::bool::weighted(0.1),
+    )
+}
+
+fn log() -> impl Strategy<Value = Vec<LogRow>> {
+    prop::collection::vec((0usize..4, prop::collection::vec(event(), 1..25)), 1..4).prop_map(
+        |pairs| {
+            let mut rows = vec![];
+            let mut n = 0;
+            for (pair, events) in pairs {
+                let account = if pair % 2 == 0 { "A" } else { "B" };
+                for (kind, slot, delivered, twice) in events {
+                    n += 1;
+                    // Half of the rows write the number without '+': one customer.
+                    let customer = if n % 2 == 0 {
+                        "+1416555010"
+                    } else {
+                        "1416555010"
+                    };
+                    let customer = format!("{customer}{}", pair / 2);
+                    let spec = format!(
+                        "{}@{}{}",
+                        EVENTS[kind],
+                        slot as f64 / 2.0,
+                        if delivered { "" } else { " x" }
+                    );
+                    let mut r = parse_events(&spec, FEB_2024_MS, account, &customer).remove(0);
+                    r.message_id = format!("id{n:04}");
+                    if twice {
+                        let mut first = r.clone();
+                        if first.direction == "outbound" {
+                            first.status = "sent";
+                            first.delivered_at = None;
+                        }
+                        rows.push(first);
+                    }
+                    rows.push(r);
+                }
+            }
+            rows
+        },
+    )
+}
+
+/// Conversations by running the rules core on each pair directly:
+/// (account, customer, category, opened_at ms, opening id).
+fn core(rows: &[LogRow]) -> BTreeSet<(String, String, String, i64, String)> {
+    let mut keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.clone(),
+                customer_key(&r.customer_id).to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = BTreeSet::new();
+    let mut w = Windowing::new(RuleChoice::Auto);
+    let mut outcomes = vec![];
+    for (account, customer) in keys {
+        let pair: Vec<&LogRow> = rows
+            .iter()
+            .filter(|r| r.account_id == account && customer_key(&r.customer_id) == customer)
+            .collect();
+        let core_rows: Vec<Row> = pair
+            .iter()
+            .map(|r| Row {
+                kind: Kind::classify(r.direction, r.message_type, r.category, r.entry_point)
+                    .unwrap(),
+                status: Status::parse(r.status).unwrap(),
+                sent_at: r.sent_at * 1000,
+                delivered_at: r.delivered_at.map(|d| d * 1000),
+                id_hash: id_hash(r.message_id.as_bytes()),
+            })
+            .collect();
+        w.run_pair(
+            &core_rows,
+            |i| pair[i as usize].message_id.as_bytes(),
+            &mut outcomes,
+        )
+        .unwrap();
+        for m in &outcomes {
+            if let Some((c, _)) = m.conversation {
+                out.insert((
+                    account.clone(),
+                    format!("+{customer}"),
+                    c.as_str().to_string(),
+                    m.event_at.unwrap() / 1000,
+                    pair[m.row as usize].message_id.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn sql_conversations(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    partitions: usize,
+) -> (
+    BTreeSet<(String, String, String, i64, String)>,
+    BTreeSet<(String, String)>,
+) {
+    rt.block_on(async {
+        let ctx = session(dir, partitions).await;
+        let convs = rows(
+            &ctx,
+            "SELECT account_id, customer_id, category, CAST(CAST(opened_at AS BIGINT) / 1000 AS VARCHAR), \
+             opening_message_id FROM conversations",
+        )
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].parse().unwrap(), r[4].clone()))
+        .collect();
+        let labels = rows(
+            &ctx,
+            "SELECT DISTINCT message_id, l['opened_category'] FROM (SELECT message_id, \
+             wa_label(message_id, direction, message_type, category, status, sent_at, delivered_at, entry_point) \
+             OVER (PARTITION BY account_id, ltrim(customer_id, '+')) AS l FROM messages_raw) \
+             WHERE l['opened_category'] IS NOT NULL",
+        )
+        .await
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+        (convs, labels)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn udaf_udwf_and_core_agree_under_any_split(rows in log(), files in 1usize..4, row_group in 1usize..6, partitions in 1usize..4) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let expected = core(&rows);
+        let expected_labels: BTreeSet<(String, String)> =
+            expected.iter().map(|c| (c.4.clone(), c.2.clone())).collect();
+
+        let one = tempfile::tempdir().unwrap();
+        write_split(one.path(), &rows, 1, 1000);
+        let (convs, labels) = sql_conversations(&rt, one.path(), 1);
+        prop_assert_eq!(&convs, &expected);
+        prop_assert_eq!(&labels, &expected_labels);
+
+        let split = tempfile::tempdir().unwrap();
+        write_split(split.path(), &rows, files, row_group);
+        let (convs, _) = sql_conversations(&rt, split.path(), partitions);
+        prop_assert_eq!(&convs, &expected);
+    }
+
+    #[test]
+    fn forced_cbp_prices_exactly_the_messages_that_open_conversations(rows in log()) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_split(dir.path(), &rows, 2, 3);
+        rt.block_on(async {
+            let ctx = wausage::session::build_session(&config(dir.path(), 2, RuleChoice::Cbp)).await.unwrap();
+            let priced = crate::common::rows(&ctx,
+                "SELECT message_id FROM message_pricing WHERE pricing_category IS NOT NULL ORDER BY 1").await;
+            let opened = crate::common::rows(&ctx,
+                "SELECT opening_message_id FROM conversations ORDER BY 1").await;
+            assert_eq!(priced, opened);
+        });
+    }
+}
