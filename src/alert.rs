@@ -1,6 +1,7 @@
-//! `--alert-at PCT`: watches a report's rows as they stream to the output
-//! and remembers every row whose `quota_used_pct` or `projected_pct`
-//! reaches the threshold, so a cron job gets exit code 3.
+//! Watches a saved query's rows as they stream to the output.
+//! `--alert-at PCT` remembers every row whose `quota_used_pct` or
+//! `projected_pct` reaches the threshold, so a cron job gets exit code 3;
+//! a query's `require-non-null` column (a rate) fails the run when empty.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +17,13 @@ use crate::output::BatchSink;
 pub struct Breaches(Arc<Mutex<Vec<String>>>);
 
 impl Breaches {
+    /// The alerts (not the missing values).
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.lock().expect("not poisoned"))
+        let mut all = self.0.lock().expect("not poisoned");
+        let (alerts, rest): (Vec<String>, Vec<String>) =
+            all.drain(..).partition(|m| !m.starts_with(MISSING));
+        *all = rest;
+        alerts
     }
 }
 
@@ -70,6 +76,89 @@ impl AlertSink {
 impl BatchSink for AlertSink {
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         self.check(batch)?;
+        self.inner.write_batch(batch)
+    }
+
+    fn finish(self: Box<Self>) -> Result<u64> {
+        self.inner.finish()
+    }
+}
+
+impl Breaches {
+    pub fn take_missing(&self) -> Vec<String> {
+        let mut all = self.0.lock().expect("not poisoned");
+        let (missing, rest): (Vec<String>, Vec<String>) =
+            all.drain(..).partition(|m| m.starts_with(MISSING));
+        *all = rest;
+        missing
+            .into_iter()
+            .map(|m| m[MISSING.len()..].to_string())
+            .collect()
+    }
+}
+
+const MISSING: &str = "\u{0}missing:";
+
+/// Fails a saved query whose rows have a NULL in a required column (a
+/// billable unit without a rate): remembers each such row's key columns.
+pub struct RequireSink {
+    inner: Box<dyn BatchSink>,
+    column: String,
+    only_where: Option<String>,
+    breaches: Breaches,
+}
+
+impl RequireSink {
+    pub fn new(
+        inner: Box<dyn BatchSink>,
+        column: &str,
+        only_where: Option<&str>,
+        breaches: Breaches,
+    ) -> Self {
+        Self {
+            inner,
+            column: column.to_string(),
+            only_where: only_where.map(str::to_string),
+            breaches,
+        }
+    }
+}
+
+impl BatchSink for RequireSink {
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some(values) = batch.column_by_name(&self.column) {
+            let keys: Vec<(String, arrow::array::ArrayRef)> = batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .filter(|(f, _)| {
+                    matches!(
+                        f.data_type(),
+                        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                    )
+                })
+                .map(|(f, c)| Ok((f.name().clone(), cast(c, &DataType::Utf8)?)))
+                .collect::<Result<_>>()?;
+            let filter = self
+                .only_where
+                .as_deref()
+                .and_then(|c| batch.column_by_name(c));
+            for i in 0..values.len() {
+                if values.is_null(i) && filter.is_none_or(|f| f.is_valid(i)) {
+                    let described: Vec<String> = keys
+                        .iter()
+                        .filter(|(_, c)| c.is_valid(i))
+                        .map(|(n, c)| format!("{n}={}", c.as_string::<i32>().value(i)))
+                        .collect();
+                    self.breaches.0.lock().expect("not poisoned").push(format!(
+                        "{MISSING}no {} for {}",
+                        self.column,
+                        described.join(", ")
+                    ));
+                }
+            }
+        }
         self.inner.write_batch(batch)
     }
 

@@ -242,5 +242,59 @@ pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
             "--table {name}={path}: expected a .csv or .parquet file"
         )));
     }
+    if name == "rates" {
+        check_rate_card(ctx, path).await?;
+    }
+    Ok(())
+}
+
+/// A rate card has `country, pricing_category, price, currency`, a numeric
+/// price and one price per country and category; errors name the file,
+/// the column and the row (1 = the first data row).
+pub async fn check_rate_card(ctx: &SessionContext, path: &str) -> Result<()> {
+    use arrow::array::{Array, AsArray};
+    let batches = ctx.sql("SELECT * FROM rates").await?.collect().await?;
+    let schema = ctx.table_provider("rates").await?.schema();
+    for column in ["country", "pricing_category", "price", "currency"] {
+        if schema.field_with_name(column).is_err() {
+            return Err(WaError::Input(format!(
+                "{path}: the rate card has no column `{column}` \
+                 (expected country, pricing_category, price, currency)"
+            )));
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    let mut row = 0usize;
+    for b in &batches {
+        let text = |name: &str| -> Result<arrow::array::ArrayRef> {
+            Ok(arrow::compute::cast(
+                b.column_by_name(name).expect("checked"),
+                &DataType::Utf8,
+            )?)
+        };
+        let (country, category, price) =
+            (text("country")?, text("pricing_category")?, text("price")?);
+        let (country, category, price) = (
+            country.as_string::<i32>(),
+            category.as_string::<i32>(),
+            price.as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            row += 1;
+            let value = if price.is_null(i) { "" } else { price.value(i) };
+            if value.trim().parse::<f64>().is_err() {
+                return Err(WaError::Input(format!(
+                    "{path}: column `price`, row {row}: {value:?} is not a number"
+                )));
+            }
+            let key = (country.value(i).to_string(), category.value(i).to_string());
+            if let Some(first) = seen.insert(key.clone(), row) {
+                return Err(WaError::Input(format!(
+                    "{path}: rows {first} and {row} both price country {} and pricing_category {}",
+                    key.0, key.1
+                )));
+            }
+        }
+    }
     Ok(())
 }

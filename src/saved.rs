@@ -25,7 +25,7 @@ use crate::error::{Result, WaError};
 use crate::{app, exec, session};
 
 /// The built-in queries, in listing order.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub const BUILT_IN: [(&str, &str); 7] = [
     (
         "monthly-utilization",
         include_str!("../queries/monthly-utilization.sql"),
@@ -45,6 +45,14 @@ pub const BUILT_IN: [(&str, &str); 5] = [
     (
         "daily-conversations",
         include_str!("../queries/daily-conversations.sql"),
+    ),
+    (
+        "billable-messages",
+        include_str!("../queries/billable-messages.sql"),
+    ),
+    (
+        "cost-estimate",
+        include_str!("../queries/cost-estimate.sql"),
     ),
 ];
 
@@ -96,6 +104,13 @@ pub struct SavedQuery {
     pub params: Vec<Param>,
     pub sql: String,
     pub origin: String,
+    /// Tables the query needs the user to register (`-- table: rates`).
+    pub tables: Vec<String>,
+    /// `-- require-non-null: price unless allow_missing_rates`: a NULL in
+    /// that column fails the run unless the bool parameter is true.
+    /// Only rows where the `where` column is not NULL are checked.
+    pub require_non_null: Option<(String, Option<String>)>,
+    pub require_where: Option<String>,
 }
 
 impl SavedQuery {
@@ -107,6 +122,9 @@ impl SavedQuery {
             params: vec![],
             sql: text.to_string(),
             origin: origin.to_string(),
+            tables: vec![],
+            require_non_null: None,
+            require_where: None,
         };
         for line in text.lines() {
             let Some(comment) = line.trim().strip_prefix("--") else {
@@ -117,6 +135,20 @@ impl SavedQuery {
                 q.name = v.trim().to_string();
             } else if let Some(v) = comment.strip_prefix("description:") {
                 q.description = v.trim().to_string();
+            } else if let Some(v) = comment.strip_prefix("table:") {
+                q.tables.push(v.trim().to_string());
+            } else if let Some(v) = comment.strip_prefix("require-non-null:") {
+                let words: Vec<&str> = v.split_whitespace().collect();
+                let after = |key: &str| {
+                    words
+                        .iter()
+                        .position(|w| *w == key)
+                        .and_then(|i| words.get(i + 1))
+                        .map(|w| w.to_string())
+                };
+                let column = words.first().copied().unwrap_or_default().to_string();
+                q.require_non_null = Some((column, after("unless")));
+                q.require_where = after("where");
             } else if let Some(v) = comment.strip_prefix("param:") {
                 q.params.push(parse_param(v, origin)?);
             }
@@ -337,6 +369,22 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
     Ok(ParamValues::from(bound))
 }
 
+/// The raw text of parameter `name`: given, else its default.
+fn raw_value(query: &SavedQuery, given: &[String], name: &str) -> Option<String> {
+    given
+        .iter()
+        .filter_map(|g| g.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .or_else(|| {
+            query
+                .params
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.default.clone())
+        })
+}
+
 /// `wausage run NAME --param k=v ...`
 pub async fn run(
     config: &Config,
@@ -348,15 +396,60 @@ pub async fn run(
     let today = Utc::now().date_naive();
     let values = bind(&query, params, today)?;
     let ctx = session::build_session(config).await?;
+    for table in &query.tables {
+        if !ctx.table_exist(table.as_str())? {
+            return Err(WaError::Usage(format!(
+                "{} needs --table {table}=FILE\n{}",
+                query.name,
+                query.usage()
+            )));
+        }
+    }
+    let required = query
+        .require_non_null
+        .as_ref()
+        .and_then(|(column, unless)| {
+            let waived = unless.as_ref().is_some_and(|p| {
+                matches!(
+                    raw_value(&query, params, p).as_deref(),
+                    Some("true" | "yes" | "1")
+                )
+            });
+            (!waived).then(|| column.clone())
+        });
     let breaches = crate::alert::Breaches::default();
     exec::run_sql(&ctx, &query.sql, Some(&values), &mut |schema| {
-        let inner = app::sink(config, schema)?;
-        Ok(match alert_at {
-            Some(pct) => Box::new(crate::alert::AlertSink::new(inner, pct, breaches.clone())),
-            None => inner,
-        })
+        let mut sink = app::sink(config, schema)?;
+        if let Some(pct) = alert_at {
+            sink = Box::new(crate::alert::AlertSink::new(sink, pct, breaches.clone()));
+        }
+        if let Some(column) = &required {
+            sink = Box::new(crate::alert::RequireSink::new(
+                sink,
+                column,
+                query.require_where.as_deref(),
+                breaches.clone(),
+            ));
+        }
+        Ok(sink)
     })
     .await?;
+    let missing = breaches.take_missing();
+    if !missing.is_empty() {
+        for m in &missing {
+            eprintln!("missing: {m}");
+        }
+        return Err(WaError::Input(format!(
+            "{} row(s) have no {}; add them to the table or pass --param {}=true",
+            missing.len(),
+            required.unwrap_or_default(),
+            query
+                .require_non_null
+                .as_ref()
+                .and_then(|r| r.1.clone())
+                .unwrap_or_default()
+        )));
+    }
     let alerts = breaches.take();
     if !alerts.is_empty() {
         for a in &alerts {

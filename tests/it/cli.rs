@@ -272,11 +272,18 @@ fn repl_reads_piped_statements_and_meta_commands() {
     let out = stdout(
         wausage()
             .args(["--data", tmp.path().to_str().unwrap(), "repl"])
-            .write_stdin("SELECT 1 AS x;\nSELECT\n  2 AS y\n;\n\\d conversations\n\\h phone_country\n\\q\nSELECT 3;\n"),
+            .write_stdin(
+                "SELECT 1 AS x;\nSELECT\n  2 AS y\n;\n\\d conversations\n\\h phone_country\n\\rules pmp\n\
+                 SELECT DISTINCT rule_set FROM message_pricing;\n\\q\nSELECT 3;\n",
+            ),
     );
     assert!(out.starts_with("x\n1\ny\n2\n"), "{out}");
     assert!(out.contains("opening_message_id"), "{out}");
     assert!(out.contains("libphonenumber"), "{out}");
+    assert!(
+        out.contains("rule_set\npmp\n"),
+        "\\rules switches the pricing views: {out}"
+    );
     assert!(!out.contains("\n3\n"), "\\q stops: {out}");
     // A failing statement prints, the session goes on, the exit code tells.
     wausage()

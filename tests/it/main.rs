@@ -1,6 +1,7 @@
 //! Integration tests, in one binary so DataFusion links once: SQL behaviour
 //! on real Parquet (in-process sessions) and whole-binary runs of the CLI.
 
+mod billing;
 mod cli;
 mod common;
 mod properties;

@@ -169,6 +169,13 @@ fn reports_match_independent_figures() {
         let conversations = convs.iter().filter(|c| mine(&c.0)).count();
         assert_eq!(row["delivered_messages"], delivered.to_string(), "{row:?}");
         assert_eq!(row["conversations"], conversations.to_string(), "{row:?}");
+        // February 2024 is priced per conversation: every opened conversation
+        // but free entry ones is a billable unit (service was still charged).
+        let billable = convs
+            .iter()
+            .filter(|c| mine(&c.0) && c.2 != "free_entry")
+            .count();
+        assert_eq!(row["billable_messages"], billable.to_string(), "{row:?}");
         assert_eq!(row["quota"], "1000");
         let pct: f64 = row["quota_used_pct"].parse().unwrap();
         assert!((pct - delivered as f64 / 10.0).abs() < 1e-9, "{row:?}");
