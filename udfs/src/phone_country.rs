@@ -43,11 +43,34 @@ pub fn country_of(number: &str) -> &'static str {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return "ZZ";
     }
+    if let Some(country) = single_region(digits) {
+        return country;
+    }
     let parsed = phonenumber::parse(None, format!("+{digits}"));
     match parsed.ok().and_then(|n| n.country().id()) {
         Some(id) => intern(id.as_ref()),
         None => "ZZ",
     }
+}
+
+/// Fast path, same answer as a full parse: libphonenumber assigns a number
+/// whose calling code belongs to a single region to that region without
+/// looking further (`validator::source_for`), so only numbers on shared
+/// codes (+1, +7, +44, ...) need the full parse. Calling codes are
+/// prefix-free, so the first 1 to 3 digits that name one are it.
+fn single_region(digits: &str) -> Option<&'static str> {
+    let db = &*phonenumber::metadata::DATABASE;
+    for len in 1..=3.min(digits.len()) {
+        let code: u16 = digits[..len].parse().ok()?;
+        if let Some(regions) = db.region(&code) {
+            let national = &digits[len..];
+            return match regions.as_slice() {
+                [only] if *only != "001" && phonenumber::is_viable(national) => Some(intern(only)),
+                _ => None,
+            };
+        }
+    }
+    None
 }
 
 /// Country codes as `'static` strings (there are a few hundred).
@@ -177,6 +200,37 @@ mod tests {
         assert_eq!(country_of("6281234567890"), "ID");
         assert_eq!(country_of("+447400123456"), "GB");
         assert_eq!(country_of("+79161234567"), "RU");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_a_full_parse() {
+        for n in [
+            "6281234567890",
+            "919812345678",
+            "5511987654321",
+            "525512345678",
+            "4915112345678",
+            "33612345678",
+            "34612345678",
+            "393123456789",
+            "2348031234567",
+            "27821234567",
+            "905321234567",
+            "966501234567",
+            "201012345678",
+            "971501234567",
+            "573001234567",
+            "3906123456",
+            "6221",
+            "99912345",
+        ] {
+            let full = phonenumber::parse(None, format!("+{n}"))
+                .ok()
+                .and_then(|p| p.country().id())
+                .map(|id| id.as_ref().to_string())
+                .unwrap_or_else(|| "ZZ".into());
+            assert_eq!(country_of(n), full, "{n}");
+        }
     }
 
     #[test]
