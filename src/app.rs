@@ -33,6 +33,23 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Repl) {
         Command::Generate(args) => run_generate(&args),
         Command::Queries => saved::list(&config),
+        Command::Report {
+            month,
+            quota,
+            account,
+        } => {
+            let output = config
+                .output
+                .clone()
+                .ok_or_else(|| WaError::Usage("report needs --output FILE.html".into()))?;
+            let args = crate::report::ReportArgs {
+                month,
+                quota,
+                account,
+                output,
+            };
+            crate::report::run(&config, &args).await
+        }
         Command::Bench(args) => crate::bench::run(&config, &args).await,
         Command::Repl => {
             let ctx = session::build_session(&config).await?;

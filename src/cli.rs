@@ -84,6 +84,18 @@ pub enum Command {
     },
     /// List the saved queries with their descriptions and parameters
     Queries,
+    /// Write the month's usage page: one self-contained HTML file (needs --output)
+    Report {
+        /// The month: YYYY-MM, current or previous
+        #[arg(long, value_name = "MONTH")]
+        month: String,
+        /// The contract's monthly quota (or --table contracts=FILE)
+        #[arg(long, value_name = "N")]
+        quota: Option<i64>,
+        /// Only this account
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+    },
     /// Write a synthetic message log as Parquet
     Generate(GenerateArgs),
     /// Time the windowing against a plain GROUP BY on a generated log

@@ -24,6 +24,7 @@ use chrono::{Datelike, NaiveDate};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Result, WaError};
 
@@ -87,29 +88,40 @@ const SLICE_MESSAGES: u64 = 64 * 1024;
 const MAX_CUSTOMERS: u64 = 100_000_000;
 
 /// Write a synthetic message log as described by `opts`.
+///
+/// One thread generates the rows and cuts them into files; two threads encode the files
+/// (even and odd file numbers), so the output does not depend on thread timing.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     let plan = Plan::new(opts)?;
-    fs::create_dir_all(&opts.out).map_err(|e| WaError::io(opts.out.display().to_string(), e))?;
-    let mut sink = Sink::new(opts);
-    let (tx, rx) = mpsc::sync_channel::<Result<(usize, RecordBatch)>>(4);
-    std::thread::scope(|s| {
-        s.spawn(|| plan.produce(tx));
-        for msg in rx {
-            let (month, batch) = msg?;
-            sink.write(month, &plan.months[month].1, &batch)?;
-        }
-        sink.close()
-    })?;
-    remove_stale(&opts.out, &sink.files)?;
+    fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, e))?;
+    let props = writer_properties();
+    let (tx0, rx0) = mpsc::sync_channel(4);
+    let (tx1, rx1) = mpsc::sync_channel(4);
+    let (rows, files0, files1) = std::thread::scope(|s| {
+        let producer = s.spawn(|| plan.produce([tx0, tx1]));
+        let writer1 = s.spawn(|| write_files(&plan, rx1, &props));
+        let files0 = write_files(&plan, rx0, &props);
+        (join(producer), files0, join(writer1))
+    });
+    // A writer's failure stops the producer, which stops the other writer: report the cause.
+    let mut files = files0?;
+    files.extend(files1?);
+    files.sort();
+    let files: Vec<PathBuf> = files.into_iter().map(|(_, path)| path).collect();
+    remove_stale(&opts.out, &files)?;
     Ok(GenerateSummary {
-        rows: sink.rows,
+        rows,
         messages: opts.messages,
-        files: sink.files,
+        files,
     })
 }
 
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 /// The Arrow schema of a generated log (`message-log.md`).
-pub fn schema() -> SchemaRef {
+fn schema() -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let utf8 = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     Arc::new(Schema::new(vec![
@@ -371,6 +383,9 @@ struct Plan {
     accounts: Vec<String>,
     /// Calendar months covered: (first microsecond, `YYYY-MM`).
     months: Vec<(i64, String)>,
+    out: PathBuf,
+    by_month: bool,
+    per_file: u64,
 }
 
 impl Plan {
@@ -432,12 +447,17 @@ impl Plan {
             pop: Population::new(customers, o.accounts, o.seed),
             accounts: (1..=o.accounts).map(|a| format!("acct-{a}")).collect(),
             months,
+            out: o.out.clone(),
+            by_month: o.partition_by_month,
+            per_file: o.rows_per_file.unwrap_or(2_000_000),
         })
     }
 
-    /// Generate slice by slice, merge into arrival order, send `(month, batch)` in order.
-    fn produce(&self, tx: mpsc::SyncSender<Result<(usize, RecordBatch)>>) {
+    /// Generate slice by slice, merge into arrival order, cut into files and hand each
+    /// batch to the writer of its file. Returns the number of rows.
+    fn produce(&self, tx: [mpsc::SyncSender<Msg>; 2]) -> u64 {
         let mut pending = BinaryHeap::new();
+        let (mut rows, mut file) = (0, FilePos::default());
         for s in 0..self.budget.len() - 1 {
             let cut = (self.start + ((s + 1) * self.hours_per_slice) as i64 * HOUR).min(self.end);
             let mut due = Vec::new();
@@ -456,13 +476,45 @@ impl Plan {
             while let Some(first) = rest.first() {
                 let month = self.months.partition_point(|m| m.0 <= first.sent) - 1;
                 let month_end = self.months.get(month + 1).map_or(i64::MAX, |m| m.0);
-                let n = rest.partition_point(|r| r.sent < month_end).min(BATCH_ROWS);
+                if rows > 0 && (file.rows == self.per_file || self.by_month && file.month != month)
+                {
+                    let new_dir = self.by_month && file.month != month;
+                    file = FilePos {
+                        index: file.index + 1,
+                        part: if new_dir { 0 } else { file.part + 1 },
+                        month,
+                        rows: 0,
+                    };
+                }
+                file.month = month;
+                let room = (self.per_file - file.rows).min(BATCH_ROWS as u64) as usize;
+                let n = rest.partition_point(|r| r.sent < month_end).min(room);
                 let (chunk, tail) = rest.split_at(n);
                 rest = tail;
-                if tx.send(self.batch(chunk).map(|b| (month, b))).is_err() {
-                    return; // the writer failed and stopped listening
+                let path = self.path(&file);
+                (file.rows, rows) = (file.rows + n as u64, rows + n as u64);
+                if tx[file.index % 2]
+                    .send(Msg::Batch(file.index, path, chunk.to_vec()))
+                    .is_err()
+                {
+                    return rows; // that writer failed; its error is the one to report
                 }
             }
+        }
+        for t in tx {
+            let _ = t.send(Msg::End);
+        }
+        rows
+    }
+
+    fn path(&self, f: &FilePos) -> PathBuf {
+        let name = format!("part-{:05}.parquet", f.part);
+        match self.by_month {
+            true => self
+                .out
+                .join(format!("month={}", self.months[f.month].1))
+                .join(name),
+            false => self.out.join(name),
         }
     }
 
@@ -736,79 +788,103 @@ impl SliceGen<'_> {
 // ---------------------------------------------------------------------------------------------
 // Files
 
-/// Writes batches into `part-NNNNN.parquet` files, rotating by size and (optionally) month.
-struct Sink {
-    out: PathBuf,
-    by_month: bool,
-    per_file: u64,
-    props: WriterProperties,
-    dir: PathBuf,
-    month: Option<usize>,
+/// The file the producer is filling: its number among all files, its month and its part
+/// number within its directory.
+#[derive(Default)]
+struct FilePos {
+    index: usize,
+    month: usize,
     part: u32,
-    open: Option<(ArrowWriter<File>, PathBuf, u64)>,
-    files: Vec<PathBuf>,
     rows: u64,
 }
 
-impl Sink {
-    fn new(o: &GenerateOptions) -> Self {
-        Sink {
-            out: o.out.clone(),
-            by_month: o.partition_by_month,
-            per_file: o.rows_per_file.unwrap_or(2_000_000),
-            props: WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .build(),
-            dir: o.out.clone(),
-            month: None,
-            part: 0,
-            open: None,
-            files: Vec::new(),
-            rows: 0,
-        }
+enum Msg {
+    /// Rows for file number `.0`, to be written at `.1`.
+    Batch(usize, PathBuf, Vec<Row>),
+    /// Everything was sent: finish the open file.
+    End,
+}
+
+/// A file being written under a temporary name; dropped unfinished, it is removed.
+struct OpenFile {
+    index: usize,
+    writer: Option<ArrowWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl OpenFile {
+    fn create(index: usize, path: PathBuf, props: &WriterProperties) -> Result<Self> {
+        let dir = path.parent().expect("part files are inside a directory");
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let name = path.file_name().expect("file name").to_string_lossy();
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        let writer = ArrowWriter::try_new(file, schema(), Some(props.clone()))?;
+        Ok(OpenFile {
+            index,
+            writer: Some(writer),
+            tmp,
+            path,
+        })
     }
 
-    fn write(&mut self, month: usize, label: &str, batch: &RecordBatch) -> Result<()> {
-        if self.by_month && self.month != Some(month) {
-            self.close()?;
-            self.month = Some(month);
-            self.part = 0;
-            self.dir = self.out.join(format!("month={label}"));
-            fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-        }
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            if self.open.is_none() {
-                let tmp = self.dir.join(format!(".part-{:05}.parquet.tmp", self.part));
-                let file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-                let w = ArrowWriter::try_new(file, schema(), Some(self.props.clone()))?;
-                self.open = Some((w, tmp, 0));
-            }
-            let (w, _, written) = self.open.as_mut().expect("opened above");
-            let n = (self.per_file - *written).min((batch.num_rows() - offset) as u64);
-            w.write(&batch.slice(offset, n as usize))?;
-            *written += n;
-            self.rows += n;
-            offset += n as usize;
-            if *written == self.per_file {
-                self.close()?;
-            }
-        }
-        Ok(())
+    fn finish(mut self) -> Result<(usize, PathBuf)> {
+        self.writer.take().expect("open").close()?;
+        fs::rename(&self.tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        Ok((self.index, std::mem::take(&mut self.path)))
     }
+}
 
-    /// Finish the open file and move it to its final name.
-    fn close(&mut self) -> Result<()> {
-        if let Some((w, tmp, _)) = self.open.take() {
-            w.close()?;
-            let path = self.dir.join(format!("part-{:05}.parquet", self.part));
-            fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-            self.files.push(path);
-            self.part += 1;
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
         }
-        Ok(())
     }
+}
+
+/// Write the batches sent to one writer thread; returns the files finished, by number. If
+/// the producer stops without `End`, the open file is abandoned.
+fn write_files(
+    plan: &Plan,
+    rx: mpsc::Receiver<Msg>,
+    props: &WriterProperties,
+) -> Result<Vec<(usize, PathBuf)>> {
+    let mut done = Vec::new();
+    let mut open: Option<OpenFile> = None;
+    for msg in rx {
+        match msg {
+            Msg::Batch(index, path, rows) => {
+                let batch = plan.batch(&rows)?;
+                if open.as_ref().is_none_or(|f| f.index != index) {
+                    done.extend(open.take().map(OpenFile::finish).transpose()?);
+                    open = Some(OpenFile::create(index, path, props)?);
+                }
+                open.as_mut()
+                    .and_then(|f| f.writer.as_mut())
+                    .expect("open")
+                    .write(&batch)?;
+            }
+            Msg::End => {
+                done.extend(open.take().map(OpenFile::finish).transpose()?);
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Snappy, row groups of 256k rows, dictionary encoding except for the columns whose values
+/// are (nearly) all distinct, where building a dictionary only costs time before parquet
+/// falls back to plain encoding.
+fn writer_properties() -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for col in ["message_id", "sent_at", "delivered_at"] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(col), false);
+    }
+    props.build()
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> WaError {
@@ -851,162 +927,255 @@ fn remove_stale(out: &Path, written: &[PathBuf]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::AsArray;
-    use arrow::datatypes::TimestampMicrosecondType;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMicrosecondType as Micros;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::collections::{BTreeMap, BTreeSet};
 
+    /// A row read back from the files.
+    #[derive(Debug)]
+    struct Rec {
+        id: String,
+        account: String,
+        customer: String,
+        direction: String,
+        kind: String,
+        category: Option<String>,
+        status: String,
+        sent: i64,
+        delivered: Option<i64>,
+        entry: Option<String>,
+    }
+
     fn opts(dir: &Path, messages: u64) -> GenerateOptions {
+        let out = dir.to_path_buf();
         GenerateOptions {
-            out: dir.to_path_buf(),
+            out,
             messages,
             ..Default::default()
         }
     }
 
-    fn read(files: &[PathBuf]) -> Vec<RecordBatch> {
+    fn read(files: &[PathBuf]) -> Vec<Rec> {
         let mut out = Vec::new();
         for f in files {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(f).unwrap());
-            for b in reader.unwrap().build().unwrap() {
-                out.push(b.unwrap());
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(f).unwrap()).unwrap();
+            assert_eq!(reader.schema().fields(), schema().fields(), "{f:?}");
+            for b in reader.build().unwrap() {
+                let b = b.unwrap();
+                let strs: Vec<_> = b
+                    .columns()
+                    .iter()
+                    .map(|c| c.as_string_opt::<i32>())
+                    .collect();
+                let t = |c: usize| b.column(c).as_primitive::<Micros>();
+                let (sent, delivered) = (t(7), t(8));
+                for i in 0..b.num_rows() {
+                    let o = |c: usize| {
+                        let a = strs[c].expect("a string column");
+                        a.is_valid(i).then(|| a.value(i).to_string())
+                    };
+                    let v = |c: usize| o(c).unwrap();
+                    out.push(Rec {
+                        id: v(0),
+                        account: v(1),
+                        customer: v(2),
+                        direction: v(3),
+                        kind: v(4),
+                        category: o(5),
+                        status: v(6),
+                        sent: sent.value(i),
+                        delivered: delivered.is_valid(i).then(|| delivered.value(i)),
+                        entry: o(9),
+                    });
+                }
             }
         }
         out
     }
 
-    fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
-        let a = b.column_by_name(col).unwrap().as_string::<i32>();
-        a.iter().map(|v| v.map(str::to_string)).collect()
-    }
-
-    fn times(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
-        b.column_by_name(col)
+    fn micros(y: i32, m: u32, d: u32) -> i64 {
+        let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        date.and_hms_opt(0, 0, 0)
             .unwrap()
-            .as_primitive::<TimestampMicrosecondType>()
-            .iter()
-            .collect()
+            .and_utc()
+            .timestamp_micros()
     }
 
     #[test]
-    fn writes_the_documented_schema_and_values() {
+    fn writes_the_documented_columns_and_values() {
         let dir = tempfile::tempdir().unwrap();
         let summary = generate(&opts(dir.path(), 20_000)).unwrap();
-        assert_eq!(summary.messages, 20_000);
         assert_eq!(summary.files, vec![dir.path().join("part-00000.parquet")]);
-        let batches = read(&summary.files);
-        assert_eq!(batches[0].schema(), schema());
-        let start = NaiveDate::from_ymd_opt(2024, 2, 1)
-            .unwrap()
-            .and_hms_opt(0, 0, 0)
-            .unwrap();
-        let start = start.and_utc().timestamp_micros();
-        let end = start + 28 * 24 * HOUR;
-        let (mut rows, mut last, mut no_plus, mut entry) = (0u64, i64::MIN, 0, 0);
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        let mut kinds = BTreeSet::new();
-        for b in &batches {
-            let id = strings(b, "message_id");
-            let (dir_, ty, cat) = (
-                strings(b, "direction"),
-                strings(b, "message_type"),
-                strings(b, "category"),
+        let recs = read(&summary.files);
+        assert_eq!(
+            (recs.len() as u64, summary.messages),
+            (summary.rows, 20_000)
+        );
+        let (start, end) = (micros(2024, 2, 1), micros(2024, 2, 29));
+        let mut ids: BTreeMap<&str, &Rec> = BTreeMap::new();
+        for (i, r) in recs.iter().enumerate() {
+            assert!(r.id.starts_with("wamid.") && r.id.len() == 16, "{r:?}");
+            assert!(start <= r.sent && r.sent < end, "{r:?}");
+            assert!(
+                i == 0 || recs[i - 1].sent <= r.sent,
+                "not in arrival order: {r:?}"
             );
-            let (status, ep, cust) = (
-                strings(b, "status"),
-                strings(b, "entry_point"),
-                strings(b, "customer_id"),
-            );
-            let (sent, delivered) = (times(b, "sent_at"), times(b, "delivered_at"));
-            for i in 0..b.num_rows() {
-                rows += 1;
-                let id = id[i].clone().unwrap();
-                assert!(id.starts_with("wamid.") && id.len() == 16, "{id}");
-                let sent = sent[i].unwrap();
-                assert!(sent >= last && sent < end && sent >= start);
-                last = sent;
-                let st = status[i].clone().unwrap();
-                let row = format!("{:?} {:?} {:?} {st}", dir_[i], ty[i], cat[i]);
-                kinds.insert(row.clone());
-                if dir_[i].as_deref() == Some("inbound") {
-                    assert_eq!(
-                        (ty[i].as_deref(), cat[i].as_deref(), st.as_str()),
-                        (Some("free_form"), None, "received")
-                    );
-                    assert_eq!(delivered[i], None);
-                    entry += usize::from(ep[i].is_some());
-                } else {
-                    assert_eq!(ty[i].as_deref() == Some("template"), cat[i].is_some());
-                    assert_eq!(
-                        delivered[i].is_some(),
-                        st == "delivered" || st == "read",
-                        "{row}"
-                    );
-                    assert!(delivered[i].is_none_or(|d| d >= sent));
-                    assert_eq!(ep[i], None);
-                }
-                let c = cust[i].clone().unwrap();
-                no_plus += usize::from(!c.starts_with('+'));
-                // A message logged twice: its `sent` row comes first, then the delivered one.
-                let key = format!("{c} {:?} {:?} {sent}", dir_[i], cat[i]);
-                if let Some(prev) = seen.insert(id.clone(), format!("{key} {st}")) {
-                    assert_eq!(prev, format!("{key} sent"), "{id}");
-                    assert!(delivered[i].is_some());
+            assert!(["acct-1", "acct-2", "acct-3"].contains(&r.account.as_str()));
+            let template = r.kind == "template";
+            let category = r.category.as_deref().unwrap_or("none");
+            if r.direction == "inbound" {
+                assert_eq!(
+                    (r.kind.as_str(), category, r.status.as_str()),
+                    ("free_form", "none", "received")
+                );
+                assert!(r.delivered.is_none());
+            } else {
+                assert_eq!(r.direction, "outbound");
+                let expected = ["marketing", "utility", "authentication"].contains(&category);
+                assert!(
+                    template == expected && (template || r.kind == "free_form"),
+                    "{r:?}"
+                );
+                let delivered = r.status == "delivered" || r.status == "read";
+                assert!(
+                    delivered || r.status == "sent" || r.status == "failed",
+                    "{r:?}"
+                );
+                assert_eq!(r.delivered.is_some(), delivered, "{r:?}");
+                assert!(r.delivered.is_none_or(|d| d > r.sent) && r.entry.is_none());
+            }
+            // A message logged twice: first its `sent` row, then the delivered one.
+            if let Some(first) = ids.insert(&r.id, r) {
+                assert_eq!(first.status, "sent", "{r:?}");
+                assert!(r.delivered.is_some() && first.delivered.is_none(), "{r:?}");
+                let same = |x: &Rec| {
+                    (
+                        x.account.clone(),
+                        x.customer.clone(),
+                        x.category.clone(),
+                        x.sent,
+                    )
+                };
+                assert_eq!(same(first), same(r));
+            }
+        }
+        assert_eq!(ids.len(), 20_000);
+        let count = |f: &dyn Fn(&Rec) -> bool| recs.iter().filter(|r| f(r)).count();
+        let dups = recs.len() - 20_000;
+        eprintln!(
+            "STATS dups {dups} noplus {} ctwa {} page {} failed {} sent {}",
+            count(&|r| !r.customer.starts_with('+')),
+            count(&|r| r.entry.as_deref() == Some("ctwa_ad")),
+            count(&|r| r.entry.as_deref() == Some("page_cta")),
+            count(&|r| r.status == "failed"),
+            count(&|r| r.status == "sent")
+        );
+        assert!((300..1000).contains(&dups), "{dups} duplicate rows");
+        let no_plus = count(&|r| !r.customer.starts_with('+'));
+        assert!(
+            (1500..2500).contains(&no_plus),
+            "{no_plus} numbers without +"
+        );
+        assert!(count(&|r| r.entry.as_deref() == Some("ctwa_ad")) > 50);
+        assert!(count(&|r| r.entry.as_deref() == Some("page_cta")) > 20);
+        assert!(count(&|r| r.status == "failed") > 50);
+        assert!(
+            count(&|r| r.status == "sent") > dups + 50,
+            "templates never delivered"
+        );
+        assert_situations(&recs);
+    }
+
+    /// The situations the conversation rules are about all occur.
+    fn assert_situations(recs: &[Rec]) {
+        let mut pairs: BTreeMap<(&str, &str), Vec<&Rec>> = BTreeMap::new();
+        let mut per_customer: BTreeMap<&str, (usize, BTreeSet<&str>)> = BTreeMap::new();
+        for r in recs.iter().filter(|r| r.status != "sent") {
+            let digits = r.customer.trim_start_matches('+');
+            pairs.entry((&r.account, digits)).or_default().push(r);
+            let c = per_customer.entry(digits).or_default();
+            c.0 += 1;
+            c.1.insert(&r.customer);
+        }
+        let (mut near_24h, mut late_replies) = (0, 0);
+        for rows in pairs.values() {
+            let mut last_template: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut last_inbound = None;
+            for r in rows {
+                if let (Some(c), Some(d)) = (&r.category, r.delivered) {
+                    if let Some(prev) = last_template.insert(c, d) {
+                        near_24h += usize::from((d - prev - 24 * HOUR).abs() < 10 * MIN);
+                    }
+                } else if r.direction == "inbound" {
+                    last_inbound = Some(r.sent);
+                } else if let Some(t) = last_inbound {
+                    late_replies += usize::from(r.sent - t > 24 * HOUR);
                 }
             }
         }
-        assert_eq!(seen.len(), 20_000);
-        assert_eq!(rows, summary.rows);
-        let dups = rows - 20_000;
-        assert!((100..1000).contains(&dups), "{dups} duplicate rows");
         assert!(
-            (1000..3000).contains(&no_plus),
-            "{no_plus} of {rows} without +"
+            near_24h > 30,
+            "{near_24h} templates near 24 hours after the previous one"
         );
-        assert!(entry > 50, "{entry} entry points");
-        assert!(kinds.len() >= 16, "{kinds:?}");
+        assert!(
+            late_replies > 10,
+            "{late_replies} replies outside the window"
+        );
+        let both_forms = per_customer.values().filter(|c| c.1.len() == 2).count();
+        assert!(
+            both_forms > 50,
+            "{both_forms} customers written both with and without +"
+        );
+        eprintln!(
+            "STATS near24 {near_24h} late {late_replies} both {both_forms} customers {}",
+            per_customer.len()
+        );
+        let mut activity: Vec<usize> = per_customer.values().map(|c| c.0).collect();
+        activity.sort_unstable();
+        let (median, top) = (activity[activity.len() / 2], activity[activity.len() - 1]);
+        assert!(
+            top > 10 * median,
+            "activity not skewed: top {top}, median {median}"
+        );
     }
 
     #[test]
     fn same_options_give_identical_files_and_seeds_differ() {
-        let (a, b, c) = (
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-            tempfile::tempdir().unwrap(),
-        );
-        let o = |d: &Path, seed| GenerateOptions {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let o = |i: usize, seed| GenerateOptions {
             rows_per_file: Some(3_000),
             seed,
-            ..opts(d, 7_000)
+            ..opts(dirs[i].path(), 7_000)
         };
-        let (sa, sb) = (
-            generate(&o(a.path(), 1)).unwrap(),
-            generate(&o(b.path(), 1)).unwrap(),
+        let (a, b, c) = (
+            generate(&o(0, 1)).unwrap(),
+            generate(&o(1, 1)).unwrap(),
+            generate(&o(2, 2)).unwrap(),
         );
-        assert_eq!(sa.files.len(), 3);
-        assert_eq!((sa.rows, sa.files.len()), (sb.rows, sb.files.len()));
-        for (x, y) in sa.files.iter().zip(&sb.files) {
+        assert_eq!(a.files.len(), 3);
+        assert_eq!((a.rows, a.files.len()), (b.rows, b.files.len()));
+        for (x, y) in a.files.iter().zip(&b.files) {
             assert!(
                 fs::read(x).unwrap() == fs::read(y).unwrap(),
                 "{x:?} differs"
             );
         }
-        let sc = generate(&o(c.path(), 2)).unwrap();
-        let ids = |s: &GenerateSummary| -> BTreeSet<_> {
-            read(&s.files)
-                .iter()
-                .flat_map(|b| strings(b, "message_id"))
-                .collect()
+        let ids = |s: &GenerateSummary| -> BTreeSet<String> {
+            read(&s.files).into_iter().map(|r| r.id).collect()
         };
-        assert_eq!(ids(&sa).len(), 7_000);
-        assert!(ids(&sa).intersection(&ids(&sc)).count() < 10);
-        // A second run into the same directory replaces the first one.
+        assert_eq!(ids(&a).len(), 7_000);
+        assert!(ids(&a).intersection(&ids(&c)).count() < 10);
+        // A second run into the same directory replaces the first one's files.
         let again = generate(&GenerateOptions {
             rows_per_file: None,
-            ..o(a.path(), 1)
+            ..o(0, 1)
         })
         .unwrap();
-        assert_eq!(fs::read_dir(a.path()).unwrap().count(), again.files.len());
+        assert_eq!(
+            fs::read_dir(dirs[0].path()).unwrap().count(),
+            again.files.len()
+        );
     }
 
     #[test]
@@ -1025,91 +1194,89 @@ mod tests {
             .iter()
             .map(|f| f.strip_prefix(dir.path()).unwrap().display().to_string())
             .collect();
-        assert_eq!(names[0], "month=2024-01/part-00000.parquet");
-        assert!(
-            names.contains(&"month=2024-01/part-00001.parquet".to_string()),
-            "{names:?}"
-        );
-        assert!(
-            names.contains(&"month=2024-02/part-00000.parquet".to_string()),
-            "{names:?}"
-        );
-        let feb = NaiveDate::from_ymd_opt(2024, 2, 1)
-            .unwrap()
-            .and_hms_opt(0, 0, 0)
-            .unwrap();
-        let feb = feb.and_utc().timestamp_micros();
+        let expected = [
+            "month=2024-01/part-00000.parquet",
+            "month=2024-01/part-00001.parquet",
+            "month=2024-02/part-00000.parquet",
+        ];
+        assert_eq!(names[..3], expected, "{names:?}");
         let mut rows = 0;
         for f in &summary.files {
+            let recs = read(std::slice::from_ref(f));
             let in_feb = f.to_string_lossy().contains("month=2024-02");
-            for b in read(std::slice::from_ref(f)) {
-                assert!(b.column_by_name("month").is_none());
-                rows += b.num_rows() as u64;
-                assert!(times(&b, "sent_at")
-                    .iter()
-                    .all(|t| (t.unwrap() >= feb) == in_feb));
-            }
+            assert!(
+                recs.iter()
+                    .all(|r| (r.sent >= micros(2024, 2, 1)) == in_feb),
+                "{f:?}"
+            );
+            assert!(recs.len() <= 4_000);
+            rows += recs.len() as u64;
         }
         assert_eq!(rows, summary.rows);
+        let ids: BTreeSet<String> = read(&summary.files).into_iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), 10_000);
     }
 
     #[test]
     fn phone_numbers_are_valid_for_their_country() {
-        let mut countries = BTreeSet::new();
+        let check = |phone: &str, iso: &str| {
+            let parsed = phonenumber::parse(None, phone).unwrap();
+            assert!(
+                phonenumber::is_valid(&parsed),
+                "{phone} is not a valid {iso} number"
+            );
+            let id = parsed.country().id().map(|id| id.as_ref().to_string());
+            assert_eq!(id.as_deref(), Some(iso), "{phone}");
+        };
         for (k, c) in COUNTRIES.iter().enumerate() {
             let prefixes = expand_prefixes(c);
-            for n in (0..2_000).chain([10u64.pow(c.free) - 1, u64::MAX / 3]) {
-                let phone = phone_number(k, &prefixes, n.wrapping_mul(7_919), 42);
-                let parsed = phonenumber::parse(None, &phone).unwrap();
-                assert!(
-                    phonenumber::is_valid(&parsed),
-                    "{phone} is not a valid {} number",
-                    c.iso
+            let last = 10u64.pow(c.free) - 1;
+            for (p, sub) in prefixes
+                .iter()
+                .flat_map(|p| [0, last / 3, last].map(|s| (p, s)))
+            {
+                check(
+                    &format!("+{}{p}{sub:0w$}", c.cc, w = c.free as usize),
+                    c.iso,
                 );
-                let id = parsed.country().id().map(|id| id.as_ref().to_string());
-                assert_eq!(id.as_deref(), Some(c.iso), "{phone}");
             }
-            countries.insert(c.iso);
+            for n in 0..500 {
+                check(&phone_number(k, &prefixes, n, 42), c.iso);
+            }
         }
-        assert!(countries.len() >= 15);
-        let pop = Population::new(5_000, 3, 42);
-        let all: BTreeSet<&str> = (0..5_000).map(|i| pop.phone(i)).collect();
-        assert_eq!(all.len(), 5_000, "customers share numbers");
+        assert!(COUNTRIES.len() >= 15);
+        let pop = Population::new(20_000, 3, 42);
+        let numbers: BTreeSet<&str> = (0..20_000).map(|i| pop.phone(i)).collect();
+        assert_eq!(numbers.len(), 20_000, "customers share numbers");
     }
 
     #[test]
     fn rejects_bad_options() {
         let dir = tempfile::tempdir().unwrap();
-        for o in [
+        let o = || opts(dir.path(), 10);
+        for bad in [
             opts(dir.path(), 0),
-            GenerateOptions {
-                accounts: 0,
-                ..opts(dir.path(), 10)
-            },
-            GenerateOptions {
-                days: 0,
-                ..opts(dir.path(), 10)
-            },
+            GenerateOptions { accounts: 0, ..o() },
+            GenerateOptions { days: 0, ..o() },
             GenerateOptions {
                 customers: Some(0),
-                ..opts(dir.path(), 10)
+                ..o()
             },
             GenerateOptions {
                 rows_per_file: Some(0),
-                ..opts(dir.path(), 10)
+                ..o()
             },
         ] {
-            assert!(matches!(generate(&o), Err(WaError::Usage(_))), "{o:?}");
+            assert!(matches!(generate(&bad), Err(WaError::Usage(_))), "{bad:?}");
         }
     }
 
     #[test]
     fn message_ids_are_unique_and_compact() {
         let mut buf = [0u8; 16];
-        let ids: BTreeSet<String> = (0..100_000)
-            .map(|n| write_id(id_code(n, 99), &mut buf).to_string())
-            .collect();
+        let mut id = |n| write_id(id_code(n, 99), &mut buf).to_string();
+        let ids: BTreeSet<String> = (0..100_000).map(&mut id).collect();
         assert_eq!(ids.len(), 100_000);
-        assert_eq!(write_id(id_code((1 << 50) - 1, 0), &mut buf).len(), 16);
+        assert_eq!(id((1 << 50) - 1).len(), 16);
     }
 }

@@ -14,6 +14,7 @@ pub mod generate;
 pub mod logs;
 pub mod output;
 pub mod repl;
+pub mod report;
 pub mod saved;
 pub mod session;
 pub mod views;

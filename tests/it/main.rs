@@ -5,5 +5,6 @@ mod billing;
 mod cli;
 mod common;
 mod properties;
+mod report_page;
 mod reports;
 mod vectors;

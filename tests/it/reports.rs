@@ -23,7 +23,7 @@ const CUSTOMERS: [(&str, &str); 8] = [
 const FEB: (i64, i64) = (FEB_2024_MS, FEB_2024_MS + 29 * 24 * HOUR_MS);
 
 /// A deterministic pseudo-random log from late January to early March.
-fn log() -> Vec<LogRow> {
+pub fn log() -> Vec<LogRow> {
     let mut seed: u64 = 12345;
     let mut next = |n: u64| {
         seed = seed
@@ -55,12 +55,12 @@ fn log() -> Vec<LogRow> {
     rows
 }
 
-fn in_feb(t: i64) -> bool {
+pub fn in_feb(t: i64) -> bool {
     t >= FEB.0 && t < FEB.1
 }
 
 /// Conversations opened in February per (account, country, category).
-fn core_conversations(rows: &[LogRow]) -> Vec<(String, String, String, i64)> {
+pub fn core_conversations(rows: &[LogRow]) -> Vec<(String, String, String, i64)> {
     let mut pairs: BTreeMap<(String, String), Vec<&LogRow>> = BTreeMap::new();
     for r in rows {
         pairs
