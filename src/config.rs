@@ -57,7 +57,7 @@ pub fn parse_size(s: &str) -> Result<usize> {
         .trim()
         .parse()
         .map_err(|_| WaError::Usage(format!("bad size {s:?}: use e.g. 512m or 2g")))?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(WaError::Usage(format!("bad size {s:?}: must be positive")));
     }
     Ok((n * mult as f64) as usize)

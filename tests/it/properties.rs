@@ -63,7 +63,9 @@ fn log() -> impl Strategy<Value = Vec<LogRow>> {
 
 /// Conversations by running the rules core on each pair directly:
 /// (account, customer, category, opened_at ms, opening id).
-fn core(rows: &[LogRow]) -> BTreeSet<(String, String, String, i64, String)> {
+type Conversations = BTreeSet<(String, String, String, i64, String)>;
+
+fn core(rows: &[LogRow]) -> Conversations {
     let mut keys: Vec<(String, String)> = rows
         .iter()
         .map(|r| {
@@ -119,10 +121,7 @@ fn sql_conversations(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
     partitions: usize,
-) -> (
-    BTreeSet<(String, String, String, i64, String)>,
-    BTreeSet<(String, String)>,
-) {
+) -> (Conversations, BTreeSet<(String, String)>) {
     rt.block_on(async {
         let ctx = session(dir, partitions).await;
         let convs = rows(
