@@ -91,56 +91,63 @@ impl LogRows {
             + self.id_bytes.capacity()
     }
 
-    /// Rows of groups `0..n` in group order (counting sort): returns each
-    /// group's start in the order (`n + 1` entries) and the order itself.
-    fn group_order(&self, n: usize) -> (Vec<usize>, Vec<u32>) {
-        let mut starts = vec![0usize; n + 1];
+    /// Every live row (group >= `base`) in group order, by one counting
+    /// sort over groups `base..base + groups`.
+    fn index(&self, base: usize, groups: usize) -> GroupIndex {
+        let mut starts = vec![0usize; groups + 1];
         for &g in &self.group {
-            if (g as usize) < n {
-                starts[g as usize + 1] += 1;
+            let g = g as usize;
+            if g >= base {
+                starts[g - base + 1] += 1;
             }
         }
-        for g in 0..n {
+        for g in 0..groups {
             starts[g + 1] += starts[g];
         }
         let mut next = starts.clone();
-        let mut order = vec![0u32; starts[n]];
+        let mut order = vec![0u32; starts[groups]];
         for (row, &g) in self.group.iter().enumerate() {
             let g = g as usize;
-            if g < n {
-                order[next[g]] = row as u32;
-                next[g] += 1;
+            if g >= base {
+                order[next[g - base]] = row as u32;
+                next[g - base] += 1;
             }
         }
-        (starts, order)
+        GroupIndex { base, starts, order }
     }
 
-    /// Drops the rows of groups `0..n` and renumbers the others down by `n`.
-    fn drop_first_groups(&mut self, n: usize) {
-        if n == 0 {
-            return;
-        }
+    /// Keeps only the rows of groups `>= base`, renumbered from 0.
+    fn compact(&mut self, base: usize) {
         let old = std::mem::take(self);
         for row in 0..old.len() as u32 {
             let g = old.group[row as usize] as usize;
-            if g >= n {
+            if g >= base {
                 let r = row as usize;
-                self.push(
-                    g - n,
-                    old.code[r],
-                    old.sent_at[r],
-                    old.delivered_at(row),
-                    old.id(row),
-                );
+                self.push(g - base, old.code[r], old.sent_at[r], old.delivered_at(row), old.id(row));
             }
         }
     }
+}
 
-    fn take(&mut self, emit_to: EmitTo, num_groups: usize) -> usize {
-        match emit_to {
-            EmitTo::All => num_groups,
-            EmitTo::First(n) => n.min(num_groups),
-        }
+/// The buffered rows in group order, built once and reused while groups
+/// are emitted a few at a time (`EmitTo::First`), so emitting every group
+/// in batches costs one pass, not one pass per batch.
+#[derive(Debug)]
+struct GroupIndex {
+    /// Absolute group id of `starts[0]`.
+    base: usize,
+    starts: Vec<usize>,
+    order: Vec<u32>,
+}
+
+impl GroupIndex {
+    fn rows(&self, group: usize) -> &[u32] {
+        let g = group - self.base;
+        &self.order[self.starts[g]..self.starts[g + 1]]
+    }
+
+    fn size(&self) -> usize {
+        self.starts.capacity() * std::mem::size_of::<usize>() + self.order.capacity() * 4
     }
 }
 
@@ -177,8 +184,13 @@ pub fn state_fields(name: &str) -> Vec<FieldRef> {
 
 #[derive(Debug)]
 pub struct WindowingGroups<O: PairOutput> {
+    /// Rows, tagged with absolute group ids: DataFusion's group `g` is `base + g`.
     log: LogRows,
+    /// Groups emitted so far (rows of groups below it are dead).
+    base: usize,
+    /// Groups not yet emitted.
     num_groups: usize,
+    index: Option<GroupIndex>,
     windowing: Windowing,
     output: O,
     pair_rows: Vec<Row>,
@@ -189,7 +201,9 @@ impl<O: PairOutput> WindowingGroups<O> {
     pub fn new(choice: RuleChoice, output: O) -> Self {
         Self {
             log: LogRows::default(),
+            base: 0,
             num_groups: 0,
+            index: None,
             windowing: Windowing::new(choice),
             output,
             pair_rows: vec![],
@@ -197,13 +211,34 @@ impl<O: PairOutput> WindowingGroups<O> {
         }
     }
 
-    fn finish_emit(&mut self, n: usize) {
-        if n >= self.num_groups {
+    fn push(&mut self, group: usize, code: Code, sent_at: i64, delivered_at: Option<i64>, id: &[u8]) {
+        self.log.push(self.base + group, code, sent_at, delivered_at, id);
+    }
+
+    /// Starts emitting: how many groups, with the index ready.
+    fn begin_emit(&mut self, emit_to: EmitTo) -> usize {
+        let n = match emit_to {
+            EmitTo::All => self.num_groups,
+            EmitTo::First(n) => n.min(self.num_groups),
+        };
+        if self.index.is_none() {
+            self.index = Some(self.log.index(self.base, self.num_groups));
+        }
+        n
+    }
+
+    /// Marks `n` groups emitted; frees the rows once most of them are dead.
+    fn end_emit(&mut self, n: usize) {
+        self.base += n;
+        self.num_groups -= n;
+        if self.num_groups == 0 {
             self.log = LogRows::default();
-            self.num_groups = 0;
-        } else {
-            self.log.drop_first_groups(n);
-            self.num_groups -= n;
+            self.base = 0;
+            self.index = None;
+        } else if self.index.as_ref().is_some_and(|i| i.starts[self.base - i.base] * 2 > self.log.len()) {
+            self.log.compact(self.base);
+            self.base = 0;
+            self.index = None;
         }
     }
 }
@@ -218,12 +253,13 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
     ) -> Result<()> {
         let batch = LogBatch::try_new(values)?;
         self.num_groups = self.num_groups.max(total_num_groups);
+        self.index = None;
         for (i, &group) in group_indices.iter().enumerate() {
             if opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i)) {
                 continue;
             }
             let code = batch.code(i)?;
-            self.log.push(
+            self.push(
                 group,
                 code,
                 batch.sent_at.value(i),
@@ -235,11 +271,11 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let n = self.log.take(emit_to, self.num_groups);
-        let (starts, order) = self.log.group_order(n);
+        let n = self.begin_emit(emit_to);
+        let index = self.index.take().expect("built by begin_emit");
         self.output.begin(n);
-        for g in 0..n {
-            let rows = &order[starts[g]..starts[g + 1]];
+        for g in self.base..self.base + n {
+            let rows = index.rows(g);
             self.pair_rows.clear();
             self.pair_rows.extend(rows.iter().map(|&r| self.log.row(r)));
             let log = &self.log;
@@ -253,15 +289,24 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             self.output.push_group(&self.log, rows, &self.outcomes)?;
         }
         let result = self.output.finish()?;
-        self.finish_emit(n);
+        self.index = Some(index);
+        self.end_emit(n);
         Ok(result)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let n = self.log.take(emit_to, self.num_groups);
-        let (starts, order) = self.log.group_order(n);
-        let offsets =
-            OffsetBuffer::new(starts.iter().map(|&s| s as i32).collect::<Vec<_>>().into());
+        let n = self.begin_emit(emit_to);
+        let index = self.index.as_ref().expect("built by begin_emit");
+        let first = self.base - index.base;
+        let (lo, hi) = (index.starts[first], index.starts[first + n]);
+        let order = &index.order[lo..hi];
+        let offsets = OffsetBuffer::new(
+            index.starts[first..=first + n]
+                .iter()
+                .map(|&s| (s - lo) as i32)
+                .collect::<Vec<_>>()
+                .into(),
+        );
         let ids: StringViewArray = order
             .iter()
             .map(|&r| Some(std::str::from_utf8(self.log.id(r)).expect("ids come from strings")))
@@ -287,7 +332,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             list(2, Arc::new(delivered))?,
             list(3, Arc::new(codes))?,
         ];
-        self.finish_emit(n);
+        self.end_emit(n);
         Ok(state)
     }
 
@@ -298,6 +343,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.num_groups = self.num_groups.max(total_num_groups);
+        self.index = None;
         let lists: Vec<&ListArray> = values.iter().map(|v| v.as_list::<i32>()).collect();
         let ids = lists[0].values().as_string_view();
         let sent = lists[1].values().as_primitive::<Int64Type>();
@@ -307,7 +353,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         for (j, &group) in group_indices.iter().enumerate() {
             for k in offsets[j] as usize..offsets[j + 1] as usize {
                 let d = delivered.is_valid(k).then(|| delivered.value(k));
-                self.log.push(
+                self.push(
                     group,
                     codes.value(k),
                     sent.value(k),
@@ -373,6 +419,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
 
     fn size(&self) -> usize {
         self.log.size()
+            + self.index.as_ref().map_or(0, GroupIndex::size)
             + self.pair_rows.capacity() * std::mem::size_of::<Row>()
             + self.outcomes.capacity() * std::mem::size_of::<MessageOutcome>()
     }
@@ -414,5 +461,89 @@ impl<O: PairOutput> Accumulator for SingleGroup<O> {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let groups = vec![0; states.first().map_or(0, |v| v.len())];
         self.0.merge_batch(states, &groups, 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, TimestampMicrosecondArray};
+    use arrow::compute::cast;
+
+    /// Messages per group, as the output.
+    #[derive(Debug, Default)]
+    struct Count(Vec<i64>);
+
+    impl PairOutput for Count {
+        fn begin(&mut self, _groups: usize) {
+            self.0.clear();
+        }
+        fn push_group(&mut self, _: &LogRows, _: &[u32], outcomes: &[MessageOutcome]) -> Result<()> {
+            self.0.push(outcomes.len() as i64);
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<ArrayRef> {
+            Ok(Arc::new(Int64Array::from(std::mem::take(&mut self.0))))
+        }
+    }
+
+    /// `n` rows, row i in group `i % groups`, every message distinct.
+    fn batch(n: usize) -> Vec<ArrayRef> {
+        let s = |v: Vec<Option<String>>| -> ArrayRef {
+            cast(&StringArray::from(v), &DataType::Utf8View).unwrap()
+        };
+        let ids = (0..n).map(|i| Some(format!("id{i}"))).collect();
+        let same = |v: &str| (0..n).map(|_| Some(v.to_string())).collect();
+        let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from((0..n as i64).collect::<Vec<_>>()).with_timezone("UTC"));
+        vec![
+            s(ids),
+            s(same("outbound")),
+            s(same("template")),
+            s(same("marketing")),
+            s(same("delivered")),
+            ts.clone(),
+            ts,
+            s((0..n).map(|_| None).collect()),
+        ]
+    }
+
+    fn counts(a: &ArrayRef) -> Vec<i64> {
+        a.as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    #[test]
+    fn emitting_a_few_groups_at_a_time_matches_emitting_all() {
+        let groups = 7;
+        let values = batch(50);
+        let group_of: Vec<usize> = (0..50).map(|i| i % groups).collect();
+        let mut all = WindowingGroups::new(RuleChoice::Auto, Count::default());
+        all.update_batch(&values, &group_of, None, groups).unwrap();
+        let expected = counts(&all.evaluate(EmitTo::All).unwrap());
+        assert_eq!(expected.iter().sum::<i64>(), 50);
+
+        // Partial: state in pieces; final: merge the pieces, evaluate in pieces.
+        let mut partial = WindowingGroups::new(RuleChoice::Auto, Count::default());
+        partial.update_batch(&values, &group_of, None, groups).unwrap();
+        let mut final_ = WindowingGroups::new(RuleChoice::Auto, Count::default());
+        let mut next_group = 0;
+        for n in [2, 1, 3, 5] {
+            let state = partial.state(EmitTo::First(n)).unwrap();
+            let rows = state[0].len();
+            let ids: Vec<usize> = (next_group..next_group + rows).collect();
+            next_group += rows;
+            final_.merge_batch(&state, &ids, next_group).unwrap();
+        }
+        assert_eq!(next_group, groups);
+        let mut got = counts(&final_.evaluate(EmitTo::First(3)).unwrap());
+        got.extend(counts(&final_.evaluate(EmitTo::First(1)).unwrap()));
+        // New rows arrive for a group after others were emitted.
+        final_.update_batch(&batch(1), &[0], None, 3).unwrap();
+        let rest = counts(&final_.evaluate(EmitTo::All).unwrap());
+        assert_eq!(rest.len(), 3);
+        got.extend(rest);
+        let mut want = expected.clone();
+        want[4] += 1; // group 4 (then renumbered 0) got one more message
+        assert_eq!(got, want);
+        assert_eq!(final_.size() < 1 << 20, true);
     }
 }
