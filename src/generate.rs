@@ -11,8 +11,6 @@
 //! iteration, and time slices that are generated independently of each other and then merged
 //! in order. Rows are streamed slice by slice, so memory stays small at any size.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -83,6 +81,8 @@ const HOUR: i64 = 60 * MIN;
 const NULL_TS: i64 = i64::MIN;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 const BATCH_ROWS: usize = 64 * 1024;
+/// At most this many batches (about 80 MB of rows) wait for each writer.
+const MAX_LAG_BATCHES: u64 = 32;
 /// Aim for about this many messages per independently generated time slice.
 const SLICE_MESSAGES: u64 = 64 * 1024;
 const MAX_CUSTOMERS: u64 = 100_000_000;
@@ -95,8 +95,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     let plan = Plan::new(opts)?;
     fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, e))?;
     let props = writer_properties();
-    let (tx0, rx0) = mpsc::sync_channel(4);
-    let (tx1, rx1) = mpsc::sync_channel(4);
+    // Each writer may lag a whole file behind, so that both encode at the same time while the
+    // producer fills the files in turn.
+    let lag = (plan.per_file.div_ceil(BATCH_ROWS as u64)).min(MAX_LAG_BATCHES) as usize + 1;
+    let (tx0, rx0) = mpsc::sync_channel(lag);
+    let (tx1, rx1) = mpsc::sync_channel(lag);
     let (rows, files0, files1) = std::thread::scope(|s| {
         let producer = s.spawn(|| plan.produce([tx0, tx1]));
         let writer1 = s.spawn(|| write_files(&plan, rx1, &props));
@@ -207,6 +210,8 @@ fn write_id(code: u64, buf: &mut [u8; 16]) -> &str {
 /// space-separated `prefixes` and the subscriber part has `free` digits. In the North American
 /// plan (`+1`) the exchange code after the area code must also start with 2-9 and not be N11.
 struct Country {
+    /// ISO 3166-1 code libphonenumber assigns these numbers to (checked by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     iso: &'static str,
     cc: &'static str,
     prefixes: &'static str,
@@ -253,10 +258,11 @@ const COUNTRIES: &[Country] = &[
     c("CO", "57", "300 301 310 311 315 320", 7, 4),
 ];
 
-/// Every customer's phone number (with `+`, in one buffer) and home account.
+/// Every customer's phone number and home account.
 struct Population {
-    phones: String,
-    ends: Vec<u32>,
+    /// E.164 with `+`, in fixed 16-byte slots (length, then the text) so that looking up a
+    /// random customer touches one cache line.
+    phones: Vec<[u8; 16]>,
     home: Vec<u16>,
 }
 
@@ -266,8 +272,7 @@ impl Population {
         let prefixes: Vec<Vec<String>> = COUNTRIES.iter().map(expand_prefixes).collect();
         let mut issued = vec![0u64; COUNTRIES.len()];
         let mut pop = Population {
-            phones: String::with_capacity(customers as usize * 15),
-            ends: Vec::with_capacity(customers as usize),
+            phones: Vec::with_capacity(customers as usize),
             home: Vec::with_capacity(customers as usize),
         };
         for i in 0..customers {
@@ -278,10 +283,12 @@ impl Population {
                 pick -= COUNTRIES[k].weight;
                 k += 1;
             }
-            pop.phones
-                .push_str(&phone_number(k, &prefixes[k], issued[k], seed));
+            let number = phone_number(k, &prefixes[k], issued[k], seed);
             issued[k] += 1;
-            pop.ends.push(pop.phones.len() as u32);
+            let mut slot = [0u8; 16];
+            slot[0] = number.len() as u8; // at most 15: `+` and up to 14 digits here
+            slot[1..=number.len()].copy_from_slice(number.as_bytes());
+            pop.phones.push(slot);
             pop.home.push(((h >> 32) % u64::from(accounts)) as u16);
         }
         pop
@@ -289,12 +296,8 @@ impl Population {
 
     /// The number in E.164 with `+`.
     fn phone(&self, i: u32) -> &str {
-        let from = if i == 0 {
-            0
-        } else {
-            self.ends[i as usize - 1] as usize
-        };
-        &self.phones[from..self.ends[i as usize] as usize]
+        let slot = &self.phones[i as usize];
+        std::str::from_utf8(&slot[1..=slot[0] as usize]).expect("ASCII")
     }
 }
 
@@ -456,20 +459,17 @@ impl Plan {
     /// Generate slice by slice, merge into arrival order, cut into files and hand each
     /// batch to the writer of its file. Returns the number of rows.
     fn produce(&self, tx: [mpsc::SyncSender<Msg>; 2]) -> u64 {
-        let mut pending = BinaryHeap::new();
+        let slice_len = self.hours_per_slice as i64 * HOUR;
+        // Rows that belong to a later slice than the one that generated them, by slice.
+        let mut pending = vec![Vec::new(); self.budget.len() - 1];
         let (mut rows, mut file) = (0, FilePos::default());
-        for s in 0..self.budget.len() - 1 {
-            let cut = (self.start + ((s + 1) * self.hours_per_slice) as i64 * HOUR).min(self.end);
-            let mut due = Vec::new();
+        for s in 0..pending.len() {
+            let mut due = std::mem::take(&mut pending[s]);
             for row in self.slice(s) {
-                if row.sent < cut {
-                    due.push(row);
-                } else {
-                    pending.push(Reverse(row));
+                match ((row.sent - self.start) / slice_len) as usize {
+                    k if k == s => due.push(row),
+                    k => pending[k].push(row),
                 }
-            }
-            while pending.peek().is_some_and(|p| p.0.sent < cut) {
-                due.push(pending.pop().expect("peeked").0);
             }
             due.sort_unstable();
             let mut rest = &due[..];
@@ -1063,14 +1063,6 @@ mod tests {
         assert_eq!(ids.len(), 20_000);
         let count = |f: &dyn Fn(&Rec) -> bool| recs.iter().filter(|r| f(r)).count();
         let dups = recs.len() - 20_000;
-        eprintln!(
-            "STATS dups {dups} noplus {} ctwa {} page {} failed {} sent {}",
-            count(&|r| !r.customer.starts_with('+')),
-            count(&|r| r.entry.as_deref() == Some("ctwa_ad")),
-            count(&|r| r.entry.as_deref() == Some("page_cta")),
-            count(&|r| r.status == "failed"),
-            count(&|r| r.status == "sent")
-        );
         assert!((300..1000).contains(&dups), "{dups} duplicate rows");
         let no_plus = count(&|r| !r.customer.starts_with('+'));
         assert!(
@@ -1126,10 +1118,6 @@ mod tests {
         assert!(
             both_forms > 50,
             "{both_forms} customers written both with and without +"
-        );
-        eprintln!(
-            "STATS near24 {near_24h} late {late_replies} both {both_forms} customers {}",
-            per_customer.len()
         );
         let mut activity: Vec<usize> = per_customer.values().map(|c| c.0).collect();
         activity.sort_unstable();

@@ -282,25 +282,51 @@ pub fn parse_month(value: &str, today: NaiveDate) -> Option<Month> {
     Some(Month { start, end })
 }
 
-fn micros(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp_micros()
+/// Midnight starting day `d` in `tz` (UTC when none), in UTC microseconds.
+fn micros(d: NaiveDate, tz: Option<chrono_tz::Tz>) -> i64 {
+    use chrono::TimeZone;
+    let midnight = d.and_hms_opt(0, 0, 0).expect("midnight");
+    match tz {
+        None => midnight.and_utc().timestamp_micros(),
+        Some(tz) => tz
+            .from_local_datetime(&midnight)
+            .earliest()
+            // A day that starts in a gap (DST at midnight) starts an hour later.
+            .or_else(|| {
+                tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map_or_else(
+                || midnight.and_utc().timestamp_micros(),
+                |t| t.timestamp_micros(),
+            ),
+    }
 }
 
-fn timestamp(d: NaiveDate) -> ScalarValue {
-    ScalarValue::TimestampMicrosecond(Some(micros(d)), Some("UTC".into()))
+fn timestamp(d: NaiveDate, tz: Option<chrono_tz::Tz>) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(micros(d, tz)), Some("UTC".into()))
 }
 
 /// Checks and types the given `key=value` parameters against the query.
 pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<ParamValues> {
     let usage = |msg: String| WaError::Usage(format!("{msg}\n{}", query.usage()));
     let mut values: HashMap<String, String> = HashMap::new();
+    let has_month = query.params.iter().any(|p| p.kind == ParamKind::Month);
+    let mut tz: Option<chrono_tz::Tz> = None;
     for g in given {
         let (k, v) = g
             .split_once('=')
             .ok_or_else(|| usage(format!("--param takes KEY=VALUE, got {g:?}")))?;
+        // Every query with a month accepts `tz`: months start at local midnight.
+        if k == "tz" && has_month && !query.params.iter().any(|p| p.name == "tz") {
+            let zone: chrono_tz::Tz = v.trim().parse().map_err(|_| {
+                usage(format!(
+                    "tz={v:?} is not a time zone name such as Europe/Paris"
+                ))
+            })?;
+            tz = Some(zone);
+            continue;
+        }
         if !query.params.iter().any(|p| p.name == k) {
             return Err(usage(format!("{} has no parameter {k:?}", query.name)));
         }
@@ -351,8 +377,8 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
                     (today - m.start).num_days() + 1
                 };
                 let n = &p.name;
-                bound.insert(format!("{n}_start"), timestamp(m.start));
-                bound.insert(format!("{n}_end"), timestamp(m.end));
+                bound.insert(format!("{n}_start"), timestamp(m.start, tz));
+                bound.insert(format!("{n}_end"), timestamp(m.end, tz));
                 bound.insert(
                     format!("days_in_{n}"),
                     ScalarValue::Int64(Some(days_in_month)),
@@ -502,5 +528,30 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
         }
         assert!(bind(&q, &["month=2024-02".into(), "quota=5870000".into()], t).is_ok());
+        assert_eq!(
+            bind(&q, &["month=2024-02".into(), "tz=Mars/Olympus".into()], t)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn months_in_a_time_zone_start_at_local_midnight() {
+        let q = SavedQuery::parse(BUILT_IN[1].1, BUILT_IN[1].0, "t").unwrap();
+        let v = bind(
+            &q,
+            &["month=2024-02".into(), "tz=Asia/Jakarta".into()],
+            day("2026-01-15"),
+        )
+        .unwrap();
+        let ParamValues::Map(m) = v else {
+            panic!("named")
+        };
+        // 2024-02-01T00:00+07:00 is 2024-01-31T17:00Z.
+        assert_eq!(
+            m["month_start"].value,
+            ScalarValue::TimestampMicrosecond(Some(1_706_720_400_000_000), Some("UTC".into()))
+        );
     }
 }

@@ -78,12 +78,21 @@ pub fn current_rules(ctx: &SessionContext) -> RuleChoice {
 
 /// Builds the session for `config`, with the log registered and its views.
 pub async fn build_session(config: &Config) -> Result<SessionContext> {
-    let session_config = SessionConfig::new()
+    let mut session_config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(config.partitions.max(1))
         .with_option_extension(WaOptions {
             rules: config.rules,
         });
+    // Skip the partial phase of aggregations whose groups barely shrink the
+    // input (10% distinct keys in the first 100k rows, not DataFusion's 80%):
+    // for the windowing aggregates a partial phase only buffers rows to copy
+    // them on, and a bursty log in time order repeats a customer a few times
+    // within 100k rows. Measured: 26 s instead of 38 s on 50M messages.
+    session_config
+        .options_mut()
+        .execution
+        .skip_partial_aggregation_probe_ratio_threshold = 0.1;
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = config.memory_limit {
         let pool = TrackConsumersPool::new(

@@ -57,6 +57,14 @@ impl LogRows {
         self.group.len()
     }
 
+    /// Row `row`'s message id as text.
+    pub fn id_str(&self, row: u32) -> &str {
+        // SAFETY: every id was copied whole from a `Utf8View` value (update)
+        // or a state list of `Utf8View` (merge), both valid UTF-8, and ids
+        // are stored and sliced whole, so the bytes are valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(self.id(row)) }
+    }
+
     pub fn id(&self, row: u32) -> &[u8] {
         let row = row as usize;
         let start = if row == 0 { 0 } else { self.id_ends[row - 1] };
@@ -113,7 +121,11 @@ impl LogRows {
                 next[g - base] += 1;
             }
         }
-        GroupIndex { base, starts, order }
+        GroupIndex {
+            base,
+            starts,
+            order,
+        }
     }
 
     /// Keeps only the rows of groups `>= base`, renumbered from 0.
@@ -123,7 +135,13 @@ impl LogRows {
             let g = old.group[row as usize] as usize;
             if g >= base {
                 let r = row as usize;
-                self.push(g - base, old.code[r], old.sent_at[r], old.delivered_at(row), old.id(row));
+                self.push(
+                    g - base,
+                    old.code[r],
+                    old.sent_at[r],
+                    old.delivered_at(row),
+                    old.id(row),
+                );
             }
         }
     }
@@ -211,8 +229,16 @@ impl<O: PairOutput> WindowingGroups<O> {
         }
     }
 
-    fn push(&mut self, group: usize, code: Code, sent_at: i64, delivered_at: Option<i64>, id: &[u8]) {
-        self.log.push(self.base + group, code, sent_at, delivered_at, id);
+    fn push(
+        &mut self,
+        group: usize,
+        code: Code,
+        sent_at: i64,
+        delivered_at: Option<i64>,
+        id: &[u8],
+    ) {
+        self.log
+            .push(self.base + group, code, sent_at, delivered_at, id);
     }
 
     /// Starts emitting: how many groups, with the index ready.
@@ -235,7 +261,11 @@ impl<O: PairOutput> WindowingGroups<O> {
             self.log = LogRows::default();
             self.base = 0;
             self.index = None;
-        } else if self.index.as_ref().is_some_and(|i| i.starts[self.base - i.base] * 2 > self.log.len()) {
+        } else if self
+            .index
+            .as_ref()
+            .is_some_and(|i| i.starts[self.base - i.base] * 2 > self.log.len())
+        {
             self.log.compact(self.base);
             self.base = 0;
             self.index = None;
@@ -307,10 +337,11 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 .collect::<Vec<_>>()
                 .into(),
         );
-        let ids: StringViewArray = order
-            .iter()
-            .map(|&r| Some(std::str::from_utf8(self.log.id(r)).expect("ids come from strings")))
-            .collect();
+        let mut ids = arrow::array::StringViewBuilder::with_capacity(order.len());
+        for &r in order {
+            ids.append_value(self.log.id_str(r));
+        }
+        let ids: StringViewArray = ids.finish();
         let sent: Int64Array = order.iter().map(|&r| self.log.sent_at(r)).collect();
         let delivered: Int64Array = order.iter().map(|&r| self.log.delivered_at(r)).collect();
         let codes: UInt8Array = order.iter().map(|&r| self.log.code[r as usize]).collect();
@@ -478,7 +509,12 @@ mod tests {
         fn begin(&mut self, _groups: usize) {
             self.0.clear();
         }
-        fn push_group(&mut self, _: &LogRows, _: &[u32], outcomes: &[MessageOutcome]) -> Result<()> {
+        fn push_group(
+            &mut self,
+            _: &LogRows,
+            _: &[u32],
+            outcomes: &[MessageOutcome],
+        ) -> Result<()> {
             self.0.push(outcomes.len() as i64);
             Ok(())
         }
@@ -494,7 +530,9 @@ mod tests {
         };
         let ids = (0..n).map(|i| Some(format!("id{i}"))).collect();
         let same = |v: &str| (0..n).map(|_| Some(v.to_string())).collect();
-        let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from((0..n as i64).collect::<Vec<_>>()).with_timezone("UTC"));
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from((0..n as i64).collect::<Vec<_>>()).with_timezone("UTC"),
+        );
         vec![
             s(ids),
             s(same("outbound")),
@@ -523,7 +561,9 @@ mod tests {
 
         // Partial: state in pieces; final: merge the pieces, evaluate in pieces.
         let mut partial = WindowingGroups::new(RuleChoice::Auto, Count::default());
-        partial.update_batch(&values, &group_of, None, groups).unwrap();
+        partial
+            .update_batch(&values, &group_of, None, groups)
+            .unwrap();
         let mut final_ = WindowingGroups::new(RuleChoice::Auto, Count::default());
         let mut next_group = 0;
         for n in [2, 1, 3, 5] {

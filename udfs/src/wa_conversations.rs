@@ -147,9 +147,8 @@ impl PairOutput for ConversationsOutput {
                 self.category.append_value(category.as_str());
                 self.opened_at.push(opened);
                 self.expires_at.push(expires);
-                let id = log.id(rows[m.row as usize]);
-                self.opening_message_id
-                    .append_value(std::str::from_utf8(id).expect("ids come from strings"));
+                let id = log.id_str(rows[m.row as usize]);
+                self.opening_message_id.append_value(id);
             }
         }
         self.offsets.push(self.opened_at.len() as i32);

@@ -191,9 +191,8 @@ impl PairOutput for MessagesOutput {
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
         for m in outcomes {
-            let id = log.id(rows[m.row as usize]);
-            self.message_id
-                .append_value(std::str::from_utf8(id).expect("ids come from strings"));
+            let id = log.id_str(rows[m.row as usize]);
+            self.message_id.append_value(id);
             let (direction, message_type, category) = match m.kind {
                 Kind::Inbound { .. } => ("inbound", "free_form", None),
                 Kind::FreeForm => ("outbound", "free_form", None),
