@@ -468,7 +468,10 @@ impl Plan {
             for row in self.slice(s) {
                 match ((row.sent - self.start) / slice_len) as usize {
                     k if k == s => due.push(row),
-                    k => pending[k].push(row),
+                    k => {
+                        debug_assert!(k > s, "situations only move forward in time");
+                        pending[k].push(row);
+                    }
                 }
             }
             due.sort_unstable();
