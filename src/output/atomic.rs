@@ -55,6 +55,23 @@ pub(super) fn file_sink(
     }))
 }
 
+/// Writes `bytes` to `path` the same way: a temporary file renamed into
+/// place once complete (for pages and other whole-file outputs).
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let label = path.display().to_string();
+    let io_err = |e: io::Error| WaError::io(label.as_str(), e);
+    let existing = fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.permissions());
+    let mut tmp = create_temp(path, existing).map_err(io_err)?;
+    tmp.write_all(bytes).map_err(io_err)?;
+    tmp.as_file().sync_all().map_err(io_err)?;
+    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    Ok(())
+}
+
 /// A hidden temporary file in `target`'s directory (a rename is only atomic
 /// within one file system), with the permissions the target has or, for a
 /// new file, the usual ones (0666 less the umask) instead of the

@@ -172,7 +172,6 @@ fn escape_into(out: &mut String, text: &str) {
     }
 }
 
-#[cfg(test)]
 pub(super) fn escape(text: &str) -> String {
     let mut out = String::new();
     escape_into(&mut out, text);

@@ -189,6 +189,16 @@ pub fn file_sink(
 }
 
 /// True when stdout is a terminal (not a pipe or a file).
+/// Writes a whole file atomically (temporary file, then rename).
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic::write_file(path, bytes)
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(text: &str) -> String {
+    html::escape(text)
+}
+
 pub fn is_terminal_stdout() -> bool {
     std::io::stdout().is_terminal()
 }

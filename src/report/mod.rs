@@ -18,6 +18,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::Config;
 use crate::error::{Result, WaError};
+use crate::output::html_escape as esc;
 use crate::{exec, saved, session};
 
 pub struct ReportArgs {
@@ -94,13 +95,6 @@ async fn run_saved(
 
 fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
     row.get(col).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn fmt_int(v: f64) -> String {
@@ -424,30 +418,7 @@ pub async fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         env!("CARGO_PKG_VERSION"),
         today
     );
-    write_atomically(&args.output, &page)
-}
-
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| WaError::io(dir.display().to_string(), e))?;
-    tmp.write_all(text.as_bytes())
-        .map_err(|e| WaError::io(path.display().to_string(), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let perms = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file()
-            .set_permissions(perms)
-            .map_err(|e| WaError::io(path.display().to_string(), e))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| WaError::io(path.display().to_string(), e.error))?;
-    Ok(())
+    crate::output::write_file(&args.output, page.as_bytes())
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1100px;\

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
@@ -204,4 +204,27 @@ pub async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
     out
 }
 
-use arrow::array::Array;
+/// Runs the rules core directly on one pair's rows (test oracle, no SQL):
+/// one outcome per distinct message; `outcome.row` indexes `pair`.
+pub fn core_outcomes(pair: &[&LogRow]) -> Vec<wausage_udfs::rules::MessageOutcome> {
+    use wausage_udfs::rules::{id_hash, Kind, Row, Status, Windowing};
+    let core_rows: Vec<Row> = pair
+        .iter()
+        .map(|r| Row {
+            kind: Kind::classify(r.direction, r.message_type, r.category, r.entry_point).unwrap(),
+            status: Status::parse(r.status).unwrap(),
+            sent_at: r.sent_at * 1000,
+            delivered_at: r.delivered_at.map(|d| d * 1000),
+            id_hash: id_hash(r.message_id.as_bytes()),
+        })
+        .collect();
+    let mut outcomes = vec![];
+    Windowing::new(RuleChoice::Auto)
+        .run_pair(
+            &core_rows,
+            |i| pair[i as usize].message_id.as_bytes(),
+            &mut outcomes,
+        )
+        .unwrap();
+    outcomes
+}

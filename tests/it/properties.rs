@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use wausage_udfs::rules::{customer_key, id_hash, Kind, Row, RuleChoice, Status, Windowing};
+use wausage_udfs::rules::{customer_key, RuleChoice};
 
 use crate::common::*;
 
@@ -78,30 +78,12 @@ fn core(rows: &[LogRow]) -> Conversations {
     keys.sort();
     keys.dedup();
     let mut out = BTreeSet::new();
-    let mut w = Windowing::new(RuleChoice::Auto);
-    let mut outcomes = vec![];
     for (account, customer) in keys {
         let pair: Vec<&LogRow> = rows
             .iter()
             .filter(|r| r.account_id == account && customer_key(&r.customer_id) == customer)
             .collect();
-        let core_rows: Vec<Row> = pair
-            .iter()
-            .map(|r| Row {
-                kind: Kind::classify(r.direction, r.message_type, r.category, r.entry_point)
-                    .unwrap(),
-                status: Status::parse(r.status).unwrap(),
-                sent_at: r.sent_at * 1000,
-                delivered_at: r.delivered_at.map(|d| d * 1000),
-                id_hash: id_hash(r.message_id.as_bytes()),
-            })
-            .collect();
-        w.run_pair(
-            &core_rows,
-            |i| pair[i as usize].message_id.as_bytes(),
-            &mut outcomes,
-        )
-        .unwrap();
+        let outcomes = core_outcomes(&pair);
         for m in &outcomes {
             if let Some((c, _)) = m.conversation {
                 out.insert((

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use assert_cmd::Command;
-use wausage_udfs::rules::{customer_key, id_hash, Kind, Row, RuleChoice, Status, Windowing};
+use wausage_udfs::rules::customer_key;
 
 use crate::common::*;
 
@@ -76,26 +76,8 @@ pub fn core_conversations(rows: &[LogRow]) -> Vec<(String, String, String, i64)>
         .map(|(n, c)| (customer_key(n), *c))
         .collect();
     let mut out = vec![];
-    let mut w = Windowing::new(RuleChoice::Auto);
-    let mut outcomes = vec![];
     for ((account, customer), pair) in pairs {
-        let core_rows: Vec<Row> = pair
-            .iter()
-            .map(|r| Row {
-                kind: Kind::classify(r.direction, r.message_type, r.category, r.entry_point)
-                    .unwrap(),
-                status: Status::parse(r.status).unwrap(),
-                sent_at: r.sent_at * 1000,
-                delivered_at: r.delivered_at.map(|d| d * 1000),
-                id_hash: id_hash(r.message_id.as_bytes()),
-            })
-            .collect();
-        w.run_pair(
-            &core_rows,
-            |i| pair[i as usize].message_id.as_bytes(),
-            &mut outcomes,
-        )
-        .unwrap();
+        let outcomes = core_outcomes(&pair);
         for m in &outcomes {
             if let Some((c, _)) = m.conversation {
                 out.push((

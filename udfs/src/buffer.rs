@@ -149,16 +149,15 @@ impl LogRows {
     /// Keeps only the rows of groups `>= base`, renumbered from 0.
     fn compact(&mut self, base: usize) {
         let old = std::mem::take(self);
-        for row in 0..old.len() as u32 {
-            let g = old.group[row as usize] as usize;
+        for (row, &g) in old.group.iter().enumerate() {
+            let g = g as usize;
             if g >= base {
-                self.push(
-                    g - base,
-                    old.code(row),
-                    old.sent_at(row),
-                    old.delivered_at(row),
-                    old.id(row),
-                );
+                let mut packed = old.rows[row];
+                let id = old.id(row as u32);
+                packed.id_start = self.id_bytes.len() as u64;
+                self.id_bytes.extend_from_slice(id);
+                self.group.push((g - base) as u32);
+                self.rows.push(packed);
             }
         }
     }
