@@ -6,7 +6,7 @@ use std::io::BufWriter;
 
 use arrow::datatypes::SchemaRef;
 
-use crate::cli::{Cli, Command, GenerateArgs};
+use crate::cli::{Cli, Command, ExecutorArgs, GenerateArgs};
 use crate::config::Config;
 use crate::error::{Result, WaError};
 use crate::output::{self, BatchSink, SinkOptions};
@@ -51,6 +51,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::report::run(&config, &args).await
         }
         Command::Bench(args) => crate::bench::run(&config, &args).await,
+        Command::Scheduler { bind } => run_scheduler(&bind).await,
+        Command::Executor(args) => run_executor(&config, &args).await,
         Command::Repl => {
             let ctx = session::build_session(&config).await?;
             repl::run(ctx, config).await
@@ -72,6 +74,39 @@ pub async fn run(cli: Cli) -> Result<()> {
             alert_at,
         } => saved::run(&config, &name, &params, alert_at).await,
     }
+}
+
+#[cfg(feature = "cluster")]
+async fn run_scheduler(bind: &str) -> Result<()> {
+    crate::cluster::run_scheduler(bind).await
+}
+
+#[cfg(feature = "cluster")]
+async fn run_executor(config: &Config, args: &ExecutorArgs) -> Result<()> {
+    crate::cluster::run_executor(&crate::cluster::ExecutorOptions {
+        scheduler: args.scheduler.clone(),
+        bind: args.bind.clone(),
+        grpc_bind: args.grpc_bind.clone(),
+        work_dir: args.work_dir.clone(),
+        concurrency: args.concurrency,
+        memory_limit: config.memory_limit,
+    })
+    .await
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn run_scheduler(_bind: &str) -> Result<()> {
+    Err(not_built())
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn run_executor(_config: &Config, _args: &ExecutorArgs) -> Result<()> {
+    Err(not_built())
+}
+
+#[cfg(not(feature = "cluster"))]
+fn not_built() -> WaError {
+    WaError::Usage("this wausage was built without the `cluster` feature".into())
 }
 
 fn run_generate(args: &GenerateArgs) -> Result<()> {

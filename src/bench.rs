@@ -123,7 +123,8 @@ pub fn core_counts(files: &[std::path::PathBuf]) -> Result<BTreeMap<String, i64>
     Ok(out)
 }
 
-pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
+/// Writes the benchmark log when its folder does not exist yet.
+pub fn ensure_log(args: &BenchArgs) -> Result<()> {
     if !args.dir.exists() {
         eprintln!(
             "generating {} messages into {} ...",
@@ -139,6 +140,14 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
             ..GenerateOptions::default()
         })?;
         eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
+    ensure_log(args)?;
+    if args.local_cluster {
+        return local_vs_cluster(config, args).await;
     }
     let mut config = config.clone();
     config.data = args.dir.to_string_lossy().into_owned();
@@ -156,7 +165,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     println!("plain GROUP BY     median {p:.3} s");
     println!("windowing          median {w:.3} s");
     println!("ratio windowing/plain {:.2}x (target <= 2x)", w / p);
-    let got = counts(&last)?;
+    check_against_core(&config, &last).await
+}
+
+/// Checks a windowing result's category counts against the rules core run
+/// directly over the log's files.
+async fn check_against_core(config: &Config, batches: &[RecordBatch]) -> Result<()> {
+    let got = counts(batches)?;
     let files = crate::logs::register_log(
         &datafusion::prelude::SessionContext::new(),
         "t",
@@ -172,4 +187,46 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     }
     println!("answer checked against the rules core: {got:?}");
     Ok(())
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn local_vs_cluster(_config: &Config, _args: &BenchArgs) -> Result<()> {
+    Err(WaError::Usage(
+        "--local-cluster: this wausage was built without the `cluster` feature".into(),
+    ))
+}
+
+/// The windowing query locally and on a scheduler + 2 executors started on
+/// this machine (one task slot each, so both sides use the 2 cores),
+/// interleaved, each run in a fresh session.
+#[cfg(feature = "cluster")]
+async fn local_vs_cluster(config: &Config, args: &BenchArgs) -> Result<()> {
+    let cluster = crate::cluster::LocalCluster::start(2).await?;
+    let mut local = config.clone();
+    local.data = args.dir.to_string_lossy().into_owned();
+    local.cluster = None;
+    let mut remote = local.clone();
+    remote.cluster = Some(cluster.url.clone());
+    let (mut l, mut c) = (vec![], vec![]);
+    let (mut local_answer, mut cluster_answer) = (vec![], vec![]);
+    for run in 0..args.runs.max(1) {
+        let (lt, lb) = time_query(&local, WINDOWING).await?;
+        let (ct, cb) = time_query(&remote, WINDOWING).await?;
+        eprintln!("run {}: local {lt:.3} s, cluster {ct:.3} s", run + 1);
+        l.push(lt);
+        c.push(ct);
+        (local_answer, cluster_answer) = (lb, cb);
+    }
+    let (lm, cm) = (median(&mut l), median(&mut c));
+    println!("windowing local    median {lm:.3} s");
+    println!("windowing cluster  median {cm:.3} s (scheduler + 2 executors)");
+    println!("ratio cluster/local {:.2}x (target <= 1.5x)", cm / lm);
+    if counts(&local_answer)? != counts(&cluster_answer)? {
+        return Err(WaError::Input(format!(
+            "cluster answer {:?} differs from local {:?}",
+            counts(&cluster_answer)?,
+            counts(&local_answer)?
+        )));
+    }
+    check_against_core(&local, &local_answer).await
 }

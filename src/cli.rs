@@ -52,6 +52,10 @@ pub struct GlobalArgs {
     /// Folder of your own saved queries [default: the config directory's queries/]
     #[arg(long, global = true, env = "WAUSAGE_QUERIES", value_name = "DIR")]
     pub queries: Option<PathBuf>,
+    /// Run queries on a Ballista cluster: its scheduler, df://HOST:PORT
+    /// (data paths must be readable by every executor)
+    #[arg(long, global = true, env = "WAUSAGE_CLUSTER", value_name = "URL")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +104,33 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Time the windowing against a plain GROUP BY on a generated log
     Bench(BenchArgs),
+    /// Start a cluster scheduler (Apache Ballista) that knows every wausage function
+    Scheduler {
+        /// Address to listen on (gRPC and /healthz, /readyz)
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: String,
+    },
+    /// Start a cluster executor that registers with a scheduler and runs its tasks
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler's address
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    pub scheduler: String,
+    /// Arrow Flight address, where results and shuffle data are fetched
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub bind: String,
+    /// gRPC address, where the scheduler sends tasks (same host as --bind)
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50052")]
+    pub grpc_bind: String,
+    /// Folder for shuffle files [default: a temporary folder]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Tasks run at once [default: number of cores]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -147,4 +178,8 @@ pub struct BenchArgs {
     /// Timed runs of each query
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub runs: usize,
+    /// Time the windowing locally against a cluster started on this machine
+    /// (a scheduler and 2 executors, child processes of this binary)
+    #[arg(long)]
+    pub local_cluster: bool,
 }

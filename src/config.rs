@@ -23,6 +23,8 @@ pub struct Config {
     pub max_rows: usize,
     /// The user's saved queries.
     pub queries_dir: PathBuf,
+    /// The cluster scheduler queries run on (`df://HOST:PORT`), or none.
+    pub cluster: Option<String>,
 }
 
 /// The shipped sample log: beside the binary's sources (a clone), or in
@@ -111,6 +113,7 @@ impl Config {
                 .queries
                 .clone()
                 .unwrap_or_else(|| config_dir().join("queries")),
+            cluster: args.cluster.clone(),
         })
     }
 }

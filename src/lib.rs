@@ -7,6 +7,8 @@ pub mod alert;
 pub mod app;
 pub mod bench;
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod exec;

@@ -15,8 +15,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Planning and (de)serialising plans recurse over the plan tree: a
+    // cluster scheduler decoding a report's plan overflowed tokio's 2 MiB
+    // default worker stack in a debug build.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(16 << 20)
         .build()
     {
         Ok(rt) => rt,

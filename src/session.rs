@@ -102,7 +102,10 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         runtime = runtime.with_memory_pool(Arc::new(pool));
     }
     let runtime = runtime.build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+    let ctx = match &config.cluster {
+        None => SessionContext::new_with_config_rt(session_config, runtime),
+        Some(url) => remote_context(url, session_config, runtime).await?,
+    };
     wausage_udfs::register_all(&ctx);
     logs::register_log(&ctx, "messages_raw", &config.data)
         .await
@@ -114,21 +117,45 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         logs::register_table(&ctx, spec).await?;
     }
     if !ctx.table_exist("contracts")? {
-        register_empty_contracts(&ctx)?;
+        register_empty_contracts(&ctx).await?;
     }
     views::register_views(&ctx, config.rules).await?;
     Ok(ctx)
 }
 
-/// Without `--table contracts=FILE`, an empty `contracts` table, so that
-/// reports can look up per-account quotas either way.
-fn register_empty_contracts(ctx: &SessionContext) -> Result<()> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("account_id", DataType::Utf8, false),
-        Field::new("monthly_quota", DataType::Int64, false),
-    ]));
-    let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
-    ctx.register_table("contracts", Arc::new(table))?;
+#[cfg(feature = "cluster")]
+async fn remote_context(
+    url: &str,
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext> {
+    crate::cluster::remote_context(url, config, runtime).await
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn remote_context(
+    url: &str,
+    _config: SessionConfig,
+    _runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext> {
+    Err(WaError::Usage(format!(
+        "--cluster {url}: this wausage was built without the `cluster` feature"
+    )))
+}
+
+/// Without `--table contracts=FILE`, an empty `contracts` view, so that
+/// reports can look up per-account quotas either way. A view over VALUES,
+/// not an in-memory table: a cluster's plans can carry the one and not the
+/// other.
+async fn register_empty_contracts(ctx: &SessionContext) -> Result<()> {
+    ctx.sql(
+        "CREATE VIEW contracts AS
+         SELECT account_id, monthly_quota
+         FROM (VALUES (CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT))) AS t(account_id, monthly_quota)
+         WHERE account_id IS NOT NULL",
+    )
+    .await?
+    .collect()
+    .await?;
     Ok(())
 }

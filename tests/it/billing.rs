@@ -13,7 +13,7 @@ fn wausage(data: &std::path::Path) -> Command {
     c
 }
 
-fn august_log(dir: &std::path::Path) {
+pub(crate) fn august_log(dir: &std::path::Path) {
     // ID: marketing x2 (billable), utility inside the CSW (free), utility after it (billable).
     let mut rows = parse_events(
         "T:m@0, T:m@1, in@2, T:u@3, T:u@30",
@@ -30,7 +30,7 @@ fn august_log(dir: &std::path::Path) {
     write_split(dir, &rows, 2, 2);
 }
 
-const RATES: &str = "country,pricing_category,price,currency\n\
+pub(crate) const RATES: &str = "country,pricing_category,price,currency\n\
                      ID,marketing,0.0411,USD\nID,utility,0.02,USD\nBR,authentication,0.0315,USD\n";
 
 #[test]

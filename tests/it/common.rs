@@ -167,6 +167,7 @@ pub fn config(data: &Path, partitions: usize, rules: RuleChoice) -> Config {
         output: None,
         max_rows: 40,
         queries_dir: data.join("no-user-queries"),
+        cluster: None,
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod billing;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod common;
 mod properties;
 mod report_page;

@@ -9,7 +9,7 @@ use crate::common::*;
 const CUSTOMER: &str = "+6281200000001";
 
 /// (vector, events, expected conversations, outside_window count)
-const CBP: &[(&str, &str, &str, usize)] = &[
+pub(crate) const CBP: &[(&str, &str, &str, usize)] = &[
     ("V1", "T:m@0", "marketing 1", 0),
     ("V2", "T:m@0, T:m@23.99", "marketing 1", 0),
     ("V3", "T:m@0, T:m@24", "marketing 2", 0),
@@ -56,7 +56,7 @@ const CBP: &[(&str, &str, &str, usize)] = &[
     ),
 ];
 
-fn expected(s: &str) -> BTreeMap<String, i64> {
+pub(crate) fn expected(s: &str) -> BTreeMap<String, i64> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -213,7 +213,7 @@ async fn v26_v39_month_selection_keeps_carried_over_conversations_out() {
 }
 
 /// (vector, events, expected "category count" list, billable, outside_window)
-const PMP: &[(&str, &str, &str, i64, i64)] = &[
+pub(crate) const PMP: &[(&str, &str, &str, i64, i64)] = &[
     ("P1", "T:m@0, T:m@1", "marketing 2", 2, 0),
     ("P2", "in@0, T:u@1", "utility 1", 0, 0),
     ("P3", "T:u@0", "utility 1", 1, 0),

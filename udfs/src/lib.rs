@@ -15,6 +15,7 @@ pub mod wa_conversations;
 pub mod wa_label;
 pub mod wa_messages;
 
+use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
 pub use columns::LOG_ARGS_SQL;
@@ -40,4 +41,16 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udaf(wa_messages_udaf().as_ref().clone());
     ctx.register_udwf(wa_label_udwf().as_ref().clone());
     ctx.register_udf(phone_country_udf().as_ref().clone());
+}
+
+/// Registers every wausage function with any function registry: a
+/// `SessionState` being built for a cluster's scheduler or executor, where
+/// plans name the functions and each process must resolve them itself.
+pub fn register_all_in(registry: &mut dyn FunctionRegistry) -> datafusion::common::Result<()> {
+    registry.register_udaf(wa_conversations_udaf())?;
+    registry.register_udaf(wa_conversation_count_udaf())?;
+    registry.register_udaf(wa_messages_udaf())?;
+    registry.register_udwf(wa_label_udwf())?;
+    registry.register_udf(phone_country_udf())?;
+    Ok(())
 }

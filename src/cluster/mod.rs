@@ -1,0 +1,175 @@
+//! Past one machine: the same SQL on an Apache Ballista cluster.
+//!
+//! `--cluster df://HOST:PORT` gives a session whose queries the scheduler
+//! plans and the executors run; the client registers the same log, tables
+//! and views as a local session, and formats and exports the results
+//! itself. [`server`] holds the scheduler and executor commands,
+//! [`split_union`] the one planning change that keeps answers exact.
+//!
+//! How the work divides: the scan is split by file (and byte range) over
+//! the executors; the windowing aggregates hash-partition their rows by
+//! (account_id, customer) in a shuffle, so each customer's whole history
+//! meets in one task, exactly as the two phases of a local aggregation.
+
+mod server;
+mod split_union;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use server::{run_executor, run_scheduler, ExecutorOptions, LocalCluster};
+
+use crate::error::{Result, WaError};
+
+/// `HOST:PORT` split, without resolving the host (the scheduler may name a
+/// machine that this one resolves differently later).
+pub(super) fn host_port(flag: &str, value: &str) -> Result<(String, u16)> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| WaError::Usage(format!("{flag}: expected HOST:PORT, got {value:?}")))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| WaError::Usage(format!("{flag}: bad port in {value:?}")))?;
+    if host.is_empty() {
+        return Err(WaError::Usage(format!("{flag}: no host in {value:?}")));
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// The scheduler's `host:port` in a `df://HOST:PORT` URL.
+pub fn parse_cluster_url(url: &str) -> Result<(String, u16)> {
+    let rest = url.strip_prefix("df://").ok_or_else(|| {
+        WaError::Usage(format!("--cluster: expected df://HOST:PORT, got {url:?}"))
+    })?;
+    host_port("--cluster", rest.trim_end_matches('/'))
+}
+
+/// Asks the scheduler whether it has an executor (`GET /readyz`, served
+/// on its one port beside gRPC). A query sent to a scheduler without
+/// executors would wait forever, so this fails first, naming what is
+/// missing; `--cluster` never falls back to running locally.
+pub async fn check_ready(url: &str) -> Result<()> {
+    let (host, port) = parse_cluster_url(url)?;
+    let addr = format!("{host}:{port}");
+    let unreachable = |e: &dyn std::fmt::Display| {
+        WaError::Input(format!(
+            "--cluster {url}: cannot reach the scheduler at {addr}: {e}"
+        ))
+    };
+    let (status, body) = readyz(&addr).await.map_err(|e| unreachable(&e))?;
+    match status.as_str() {
+        "200" => Ok(()),
+        "503" => Err(WaError::Input(format!(
+            "--cluster {url}: the scheduler has no executor to run queries ({body})"
+        ))),
+        _ => Err(unreachable(&format!(
+            "not a wausage scheduler (HTTP status {status:?})"
+        ))),
+    }
+}
+
+/// `GET /readyz` on the scheduler at `addr`: the HTTP status and the body
+/// (`ready: 2 executors registered`).
+pub(super) async fn readyz(addr: &str) -> std::io::Result<(String, String)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s")
+        })??;
+    let status = response.split_whitespace().nth(1).unwrap_or("").to_string();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A session whose queries run on the cluster at `url`. The caller
+/// registers functions, tables and views on it as on a local session
+/// (Ballista's state upgrade replaces the function lists, so they must come
+/// after).
+pub async fn remote_context(
+    url: &str,
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+) -> Result<SessionContext> {
+    check_ready(url).await?;
+    let mut config = config.upgrade_for_ballista();
+    // Each executor runs its own partitions of a scan; with work stealing,
+    // one plan instance could read files meant for another's partitions.
+    config
+        .options_mut()
+        .execution
+        .enable_file_stream_work_stealing = false;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let remote = SessionContext::remote_with_state(url, state).await?;
+    Ok(split_union::install(remote))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballista_core::registry::BallistaFunctionRegistry;
+    use server::{cluster_config, cluster_state};
+
+    #[test]
+    fn cluster_urls() {
+        assert_eq!(
+            parse_cluster_url("df://127.0.0.1:50050").unwrap(),
+            ("127.0.0.1".to_string(), 50050)
+        );
+        assert_eq!(
+            parse_cluster_url("df://sched.internal:7000/").unwrap(),
+            ("sched.internal".to_string(), 7000)
+        );
+        for bad in ["127.0.0.1:50050", "df://host", "df://:1", "df://h:port"] {
+            let e = parse_cluster_url(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cluster_sessions_know_every_wausage_function() {
+        let state = cluster_state(cluster_config()).unwrap();
+        let registry = BallistaFunctionRegistry::from(&state);
+        for name in wausage_udfs::FUNCTION_NAMES {
+            let known = registry.scalar_functions.contains_key(name)
+                || registry.aggregate_functions.contains_key(name)
+                || registry.window_functions.contains_key(name);
+            assert!(known, "{name} missing from the cluster registry");
+        }
+        assert!(state
+            .config()
+            .options()
+            .extensions
+            .get::<crate::session::WaOptions>()
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_scheduler_is_an_input_error_naming_it() {
+        // Port 1 on loopback: nothing listens there.
+        let e = check_ready("df://127.0.0.1:1").await.unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    }
+}
