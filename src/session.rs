@@ -9,6 +9,7 @@ use std::sync::Arc;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use wausage_udfs::rules::RuleChoice;
 
@@ -103,7 +104,14 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
     }
     let runtime = runtime.build_arc()?;
     let ctx = match &config.cluster {
-        None => SessionContext::new_with_config_rt(session_config, runtime),
+        None => SessionContext::new_with_state(
+            SessionStateBuilder::new()
+                .with_config(session_config)
+                .with_runtime_env(runtime)
+                .with_default_features()
+                .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule())
+                .build(),
+        ),
         Some(url) => remote_context(url, session_config, runtime).await?,
     };
     wausage_udfs::register_all(&ctx);

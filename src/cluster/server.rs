@@ -16,7 +16,7 @@ use ballista_executor::executor_process::{start_executor_process, ExecutorProces
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
-use datafusion::execution::session_state::SessionState;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 
 use super::{host_port, readyz};
@@ -40,7 +40,10 @@ pub(super) fn cluster_config() -> SessionConfig {
 /// A scheduler or executor session: DataFusion's and Ballista's functions
 /// plus every wausage function.
 pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
-    let mut state = default_session_builder(config)?;
+    let state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
+        .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule())
+        .build();
+    let mut state = state;
     wausage_udfs::register_all_in(&mut state)?;
     Ok(state)
 }

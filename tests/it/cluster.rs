@@ -429,8 +429,12 @@ fn a_killed_executor_never_gives_a_wrong_answer() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = query.spawn().unwrap();
+    let mut child = query.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the query ended before an executor was killed: the test needs a larger log"
+    );
     cluster.kill_executor(0);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -10,6 +10,7 @@ mod docs;
 mod literal;
 pub mod phone_country;
 pub mod rules;
+pub mod single_phase;
 pub mod wa_conversation_count;
 pub mod wa_conversations;
 pub mod wa_label;
@@ -20,6 +21,7 @@ use datafusion::prelude::SessionContext;
 
 pub use columns::LOG_ARGS_SQL;
 pub use phone_country::phone_country_udf;
+pub use single_phase::single_phase_windowing_rule;
 pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
 pub use wa_label::wa_label_udwf;
