@@ -330,17 +330,23 @@ fn cluster_answers_exactly_as_local() {
 
     // A generated log over many files and hive months.
     let generated = tmp.path().join("generated");
-    let out = Command::new(BIN)
-        .args(["generate", "--out", generated.to_str().unwrap()])
-        .args(["--messages", "6000", "--customers", "300", "--seed", "7"])
-        .args(["--start", "2024-01-20", "--days", "20"])
-        .args(["--partition-by-month", "--rows-per-file", "1000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    generate_log(
+        &generated,
+        &[
+            "--messages",
+            "6000",
+            "--customers",
+            "300",
+            "--seed",
+            "7",
+            "--start",
+            "2024-01-20",
+            "--days",
+            "20",
+            "--partition-by-month",
+            "--rows-per-file",
+            "1000",
+        ],
     );
     for q in VIEW_QUERIES {
         same_answer(&cluster, &generated, &["query", q]);
@@ -390,6 +396,20 @@ fn cluster_without_scheduler_or_executors_fails_clearly() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `wausage generate --out DIR ARGS…`, which must succeed.
+fn generate_log(dir: &Path, args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(["generate", "--out", dir.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn sample_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data")
 }
@@ -399,23 +419,18 @@ fn a_killed_executor_never_gives_a_wrong_answer() {
     let mut cluster = Cluster::start(2);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("log");
-    let out = Command::new(BIN)
-        .args(["generate", "--out", data.to_str().unwrap()])
-        .args([
+    generate_log(
+        &data,
+        &[
             "--messages",
             "400000",
             "--customers",
             "20000",
             "--seed",
             "3",
-        ])
-        .args(["--rows-per-file", "40000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--rows-per-file",
+            "40000",
+        ],
     );
     let sql =
         "SELECT account_id, category, count(*) FROM conversations GROUP BY 1, 2 ORDER BY 1, 2";
