@@ -18,8 +18,11 @@ use std::sync::Arc;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
@@ -90,18 +93,45 @@ fn single_phase(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Executio
     {
         return Ok(None);
     }
-    let keys = group_by.expr().iter().map(|(e, _)| Arc::clone(e)).collect();
+    // Computed keys (`ltrim(customer_id, '+')`) are evaluated once, as
+    // columns appended after the input's: the repartition hashes them and
+    // the aggregate groups by them, and the input's columns keep their
+    // indices, so the aggregate's arguments stay valid.
+    let input = partial.input();
+    let mut columns: Vec<(Arc<dyn PhysicalExpr>, String)> = input
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (Arc::new(Column::new(f.name(), i)) as _, f.name().clone()))
+        .collect();
+    let mut keys = vec![];
+    for (n, (expr, name)) in group_by.expr().iter().enumerate() {
+        let key: Arc<dyn PhysicalExpr> = if expr.downcast_ref::<Column>().is_some() {
+            Arc::clone(expr)
+        } else {
+            let alias = format!("__wa_group_key_{n}");
+            let key = Arc::new(Column::new(&alias, columns.len()));
+            columns.push((Arc::clone(expr), alias));
+            key
+        };
+        keys.push((key, name.clone()));
+    }
+    let with_keys = Arc::new(ProjectionExec::try_new(columns, Arc::clone(input))?);
     let rows = Arc::new(RepartitionExec::try_new(
-        Arc::clone(partial.input()),
-        Partitioning::Hash(keys, *partitions),
+        Arc::clone(&with_keys) as _,
+        Partitioning::Hash(
+            keys.iter().map(|(k, _)| Arc::clone(k)).collect(),
+            *partitions,
+        ),
     )?);
     let single = AggregateExec::try_new(
         AggregateMode::SinglePartitioned,
-        group_by.clone(),
+        PhysicalGroupBy::new_single(keys),
         partial.aggr_expr().to_vec(),
         partial.filter_expr().to_vec(),
         rows,
-        partial.input_schema(),
+        with_keys.schema(),
     )?
     .with_limit_options(last.limit_options());
     if single.schema() != last.schema() {
@@ -159,6 +189,8 @@ mod tests {
         let plan = text(&with, &format!("EXPLAIN {COUNTS}")).await;
         assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
         assert!(!plan.contains("mode=Partial"), "{plan}");
+        // The computed key is evaluated once, below the repartition.
+        assert_eq!(plan.matches("ltrim(customer_id@").count(), 1, "{plan}");
         let without = session(false).await;
         let two_phase = text(&without, &format!("EXPLAIN {COUNTS}")).await;
         assert!(two_phase.contains("mode=Partial"), "{two_phase}");
