@@ -38,6 +38,26 @@ async fn time_query(config: &Config, sql: &str) -> Result<(f64, Vec<RecordBatch>
     Ok((start.elapsed().as_secs_f64(), batches))
 }
 
+/// Times two queries alternately `runs` times, each in a fresh session;
+/// returns their median seconds and the last answer of each.
+async fn interleaved(
+    runs: usize,
+    (a_name, a_config, a_sql): (&str, &Config, &str),
+    (b_name, b_config, b_sql): (&str, &Config, &str),
+) -> Result<(f64, f64, Vec<RecordBatch>, Vec<RecordBatch>)> {
+    let (mut a_times, mut b_times) = (vec![], vec![]);
+    let (mut a_last, mut b_last) = (vec![], vec![]);
+    for run in 0..runs.max(1) {
+        let (a, a_batches) = time_query(a_config, a_sql).await?;
+        let (b, b_batches) = time_query(b_config, b_sql).await?;
+        eprintln!("run {}: {a_name} {a:.3} s, {b_name} {b:.3} s", run + 1);
+        a_times.push(a);
+        b_times.push(b);
+        (a_last, b_last) = (a_batches, b_batches);
+    }
+    Ok((median(&mut a_times), median(&mut b_times), a_last, b_last))
+}
+
 /// Category counts from a `category, count` result.
 fn counts(batches: &[RecordBatch]) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
@@ -151,17 +171,12 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     }
     let mut config = config.clone();
     config.data = args.dir.to_string_lossy().into_owned();
-    let (mut plain, mut windowing) = (vec![], vec![]);
-    let mut last = vec![];
-    for run in 0..args.runs.max(1) {
-        let (p, _) = time_query(&config, PLAIN).await?;
-        let (w, batches) = time_query(&config, WINDOWING).await?;
-        eprintln!("run {}: plain {p:.3} s, windowing {w:.3} s", run + 1);
-        plain.push(p);
-        windowing.push(w);
-        last = batches;
-    }
-    let (p, w) = (median(&mut plain), median(&mut windowing));
+    let (p, w, _, last) = interleaved(
+        args.runs,
+        ("plain", &config, PLAIN),
+        ("windowing", &config, WINDOWING),
+    )
+    .await?;
     println!("plain GROUP BY     median {p:.3} s");
     println!("windowing          median {w:.3} s");
     println!("ratio windowing/plain {:.2}x (target <= 2x)", w / p);
@@ -207,17 +222,12 @@ async fn local_vs_cluster(config: &Config, args: &BenchArgs) -> Result<()> {
     local.cluster = None;
     let mut remote = local.clone();
     remote.cluster = Some(cluster.url.clone());
-    let (mut l, mut c) = (vec![], vec![]);
-    let (mut local_answer, mut cluster_answer) = (vec![], vec![]);
-    for run in 0..args.runs.max(1) {
-        let (lt, lb) = time_query(&local, WINDOWING).await?;
-        let (ct, cb) = time_query(&remote, WINDOWING).await?;
-        eprintln!("run {}: local {lt:.3} s, cluster {ct:.3} s", run + 1);
-        l.push(lt);
-        c.push(ct);
-        (local_answer, cluster_answer) = (lb, cb);
-    }
-    let (lm, cm) = (median(&mut l), median(&mut c));
+    let (lm, cm, local_answer, cluster_answer) = interleaved(
+        args.runs,
+        ("local", &local, WINDOWING),
+        ("cluster", &remote, WINDOWING),
+    )
+    .await?;
     println!("windowing local    median {lm:.3} s");
     println!("windowing cluster  median {cm:.3} s (scheduler + 2 executors)");
     println!("ratio cluster/local {:.2}x (target <= 1.5x)", cm / lm);

@@ -40,10 +40,9 @@ pub(super) fn cluster_config() -> SessionConfig {
 /// A scheduler or executor session: DataFusion's and Ballista's functions
 /// plus every wausage function.
 pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
-    let state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
+    let mut state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
         .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule())
         .build();
-    let mut state = state;
     wausage_udfs::register_all_in(&mut state)?;
     Ok(state)
 }
