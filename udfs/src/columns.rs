@@ -10,9 +10,9 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    make_view, Array, ArrayRef, AsArray, StringViewArray, TimestampMicrosecondArray,
+    make_view, Array, ArrayRef, AsArray, StringViewArray, TimestampMicrosecondArray, UInt8Array,
 };
-use arrow::datatypes::{DataType, Field, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, TimeUnit, TimestampMicrosecondType, UInt8Type};
 use datafusion::common::{exec_datafusion_err, plan_err, Result};
 
 use crate::rules::{Kind, Row, Status, TemplateCategory};
@@ -156,21 +156,62 @@ static CATEGORIES: LazyLock<Vocabulary> =
 static STATUS_WORDS: LazyLock<Vocabulary> =
     LazyLock::new(|| Vocabulary::new(&["sent", "failed", "delivered", "read", "received"]));
 
-/// One batch of log columns, downcast once.
-pub struct LogBatch<'a> {
-    pub message_id: &'a StringViewArray,
+/// The arguments of the compact form a windowing aggregate takes in plans
+/// rewritten by [`crate::single_phase`]: `(message_id, code, sent_at,
+/// delivered_at)` (plus any trailing constant), where `code` is
+/// `wa_row_code(...)` of the eight log columns, computed before the rows are
+/// repartitioned. SQL always uses the eight columns.
+pub const COMPACT_ARGS: usize = 4;
+
+/// Whether argument types are the compact form (a `UInt8` code second).
+pub fn is_compact(arg_types: &[DataType]) -> bool {
+    arg_types.len() >= COMPACT_ARGS && arg_types[1] == DataType::UInt8
+}
+
+/// Index of the first argument after the log columns (a rule set or
+/// category constant), in either form.
+pub fn trailing_arg_index(arg_types: &[DataType]) -> usize {
+    if is_compact(arg_types) {
+        COMPACT_ARGS
+    } else {
+        LOG_ARGS.len()
+    }
+}
+
+/// The string columns a row's code is computed from.
+struct Words<'a> {
     direction: &'a StringViewArray,
     message_type: &'a StringViewArray,
     category: &'a StringViewArray,
     status: &'a StringViewArray,
+    entry_point: &'a StringViewArray,
+}
+
+/// Where a batch's row codes come from.
+enum Codes<'a> {
+    Words(Words<'a>),
+    Computed(&'a UInt8Array),
+}
+
+/// One batch of log columns, downcast once: the eight log columns, or the
+/// compact form with codes already computed.
+pub struct LogBatch<'a> {
+    pub message_id: &'a StringViewArray,
+    codes: Codes<'a>,
     pub sent_at: &'a TimestampMicrosecondArray,
     pub delivered_at: &'a TimestampMicrosecondArray,
-    entry_point: &'a StringViewArray,
 }
 
 impl<'a> LogBatch<'a> {
     pub fn try_new(values: &'a [ArrayRef]) -> Result<Self> {
-        if values.len() < LOG_ARGS.len() {
+        let types: Vec<DataType> = values.iter().map(|v| v.data_type().clone()).collect();
+        let compact = is_compact(&types);
+        let names: &[&str] = if compact {
+            &["message_id", "code", "sent_at", "delivered_at"]
+        } else {
+            &LOG_ARGS
+        };
+        if values.len() < names.len() {
             return Err(exec_datafusion_err!(
                 "expected the {} log columns",
                 LOG_ARGS.len()
@@ -180,7 +221,7 @@ impl<'a> LogBatch<'a> {
             values[i].as_string_view_opt().ok_or_else(|| {
                 exec_datafusion_err!(
                     "{} must be Utf8View, got {}",
-                    LOG_ARGS[i],
+                    names[i],
                     values[i].data_type()
                 )
             })
@@ -191,20 +232,30 @@ impl<'a> LogBatch<'a> {
                 .ok_or_else(|| {
                     exec_datafusion_err!(
                         "{} must be a timestamp, got {}",
-                        LOG_ARGS[i],
+                        names[i],
                         values[i].data_type()
                     )
                 })
         };
+        if compact {
+            return Ok(Self {
+                message_id: s(0)?,
+                codes: Codes::Computed(values[1].as_primitive::<UInt8Type>()),
+                sent_at: t(2)?,
+                delivered_at: t(3)?,
+            });
+        }
         Ok(Self {
             message_id: s(0)?,
-            direction: s(1)?,
-            message_type: s(2)?,
-            category: s(3)?,
-            status: s(4)?,
+            codes: Codes::Words(Words {
+                direction: s(1)?,
+                message_type: s(2)?,
+                category: s(3)?,
+                status: s(4)?,
+                entry_point: s(7)?,
+            }),
             sent_at: t(5)?,
             delivered_at: t(6)?,
-            entry_point: s(7)?,
         })
     }
 
@@ -227,7 +278,15 @@ impl<'a> LogBatch<'a> {
     }
 
     /// Classifies row `i`; an error names the message id and the bad value.
+    #[inline]
     pub fn code(&self, i: usize) -> Result<Code> {
+        match &self.codes {
+            Codes::Computed(codes) => Ok(codes.value(i)),
+            Codes::Words(words) => self.classify(words, i),
+        }
+    }
+
+    fn classify(&self, w: &Words<'a>, i: usize) -> Result<Code> {
         if self.message_id.is_null(i) {
             return Err(exec_datafusion_err!("a row has a null message_id"));
         }
@@ -250,11 +309,10 @@ impl<'a> LogBatch<'a> {
             }
         };
         let direction =
-            lookup(&DIRECTIONS, self.direction).ok_or_else(|| bad("direction", self.direction))?;
-        let message_type = lookup(&MESSAGE_TYPES, self.message_type)
-            .ok_or_else(|| bad("message_type", self.message_type))?;
-        let status =
-            lookup(&STATUS_WORDS, self.status).ok_or_else(|| bad("status", self.status))?;
+            lookup(&DIRECTIONS, w.direction).ok_or_else(|| bad("direction", w.direction))?;
+        let message_type = lookup(&MESSAGE_TYPES, w.message_type)
+            .ok_or_else(|| bad("message_type", w.message_type))?;
+        let status = lookup(&STATUS_WORDS, w.status).ok_or_else(|| bad("status", w.status))?;
         if self.sent_at.is_null(i) {
             return Err(exec_datafusion_err!(
                 "message_id {:?}: sent_at is null",
@@ -263,20 +321,20 @@ impl<'a> LogBatch<'a> {
         }
         let kind = match (direction, message_type) {
             (1, _) => Kind::Inbound {
-                entry_point: self.entry_point.is_valid(i) && !self.entry_point.value(i).is_empty(),
+                entry_point: w.entry_point.is_valid(i) && !w.entry_point.value(i).is_empty(),
             },
             (_, 1) => Kind::FreeForm,
-            _ => match lookup(&CATEGORIES, self.category) {
+            _ => match lookup(&CATEGORIES, w.category) {
                 Some(0) => Kind::Template(TemplateCategory::Marketing),
                 Some(1) => Kind::Template(TemplateCategory::Utility),
                 Some(_) => Kind::Template(TemplateCategory::Authentication),
-                None if self.category.is_null(i) => {
+                None if w.category.is_null(i) => {
                     return Err(exec_datafusion_err!(
                         "message_id {:?}: template without category",
                         self.message_id.value(i)
                     ))
                 }
-                None => return Err(bad("category", self.category)),
+                None => return Err(bad("category", w.category)),
             },
         };
         Ok(encode(kind, STATUSES[status]))

@@ -15,6 +15,7 @@ pub mod wa_conversation_count;
 pub mod wa_conversations;
 pub mod wa_label;
 pub mod wa_messages;
+pub mod wa_row_code;
 
 use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
@@ -26,14 +27,16 @@ pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
 pub use wa_label::wa_label_udwf;
 pub use wa_messages::wa_messages_udaf;
+pub use wa_row_code::wa_row_code_udf;
 
 /// Names of every function this crate adds (for completion and `\h`).
-pub const FUNCTION_NAMES: [&str; 5] = [
+pub const FUNCTION_NAMES: [&str; 6] = [
     "wa_conversations",
     "wa_conversation_count",
     "wa_messages",
     "wa_label",
     "phone_country",
+    "wa_row_code",
 ];
 
 /// Registers every wausage function with a session.
@@ -43,6 +46,7 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udaf(wa_messages_udaf().as_ref().clone());
     ctx.register_udwf(wa_label_udwf().as_ref().clone());
     ctx.register_udf(phone_country_udf().as_ref().clone());
+    ctx.register_udf(wa_row_code_udf().as_ref().clone());
 }
 
 /// Registers every wausage function with any function registry: a
@@ -54,5 +58,6 @@ pub fn register_all_in(registry: &mut dyn FunctionRegistry) -> datafusion::commo
     registry.register_udaf(wa_messages_udaf())?;
     registry.register_udwf(wa_label_udwf())?;
     registry.register_udf(phone_country_udf())?;
+    registry.register_udf(wa_row_code_udf())?;
     Ok(())
 }

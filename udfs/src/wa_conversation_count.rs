@@ -17,6 +17,7 @@ use crate::buffer::{state_fields, LogRows, PairOutput, SingleGroup, WindowingGro
 use crate::columns::coerce_log_args;
 use crate::literal::constant_string;
 use crate::rules::{ConversationCategory, MessageOutcome, RuleChoice};
+use crate::wa_messages::trailing_arg;
 
 /// The aggregate function `wa_conversation_count`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -103,7 +104,7 @@ impl AggregateUDFImpl for WaConversationCount {
 
 impl WaConversationCount {
     fn groups(&self, args: &AccumulatorArgs) -> Result<WindowingGroups<CountOutput>> {
-        let only = match args.exprs.get(8) {
+        let only = match args.exprs.get(trailing_arg(args)) {
             None => None,
             Some(e) => {
                 let name = constant_string(e, "only_category")?;

@@ -148,9 +148,19 @@ pub fn rule_choice(args: &AccumulatorArgs, index: usize) -> Result<RuleChoice> {
     }
 }
 
+/// Index of the constant after the log columns, in the form the plan uses.
+pub fn trailing_arg(args: &AccumulatorArgs) -> usize {
+    let types: Vec<DataType> = args
+        .expr_fields
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    crate::columns::trailing_arg_index(&types)
+}
+
 fn groups(args: &AccumulatorArgs) -> Result<WindowingGroups<MessagesOutput>> {
     Ok(WindowingGroups::new(
-        rule_choice(args, 8)?,
+        rule_choice(args, trailing_arg(args))?,
         MessagesOutput::default(),
     ))
 }
