@@ -34,7 +34,12 @@ const EXECUTOR_TIMEOUT_SECONDS: u64 = 10;
 /// defaults plus the `wausage.*` namespace, so that the client's settings
 /// travel with each query instead of being dropped as unknown keys.
 pub(super) fn cluster_config() -> SessionConfig {
-    SessionConfig::new_with_ballista().with_option_extension(WaOptions::default())
+    let mut config = SessionConfig::new_with_ballista().with_option_extension(WaOptions::default());
+    config
+        .options_mut()
+        .set(super::ADAPTIVE_PLANNER, "false")
+        .expect("Ballista's config has the adaptive planner setting");
+    config
 }
 
 /// A scheduler or executor session: DataFusion's and Ballista's functions

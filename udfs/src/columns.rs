@@ -196,7 +196,7 @@ enum Codes<'a> {
 /// One batch of log columns, downcast once: the eight log columns, or the
 /// compact form with codes already computed.
 pub struct LogBatch<'a> {
-    pub message_id: &'a StringViewArray,
+    pub message_id: StringViewArray,
     codes: Codes<'a>,
     pub sent_at: &'a TimestampMicrosecondArray,
     pub delivered_at: &'a TimestampMicrosecondArray,
@@ -238,15 +238,22 @@ impl<'a> LogBatch<'a> {
                 })
         };
         if compact {
+            // Plain strings (a cluster's shuffle carries them) are viewed
+            // in place, without copying their bytes.
+            let message_id = match values[0].data_type() {
+                DataType::Utf8 => StringViewArray::from(values[0].as_string::<i32>()),
+                DataType::LargeUtf8 => StringViewArray::from(values[0].as_string::<i64>()),
+                _ => s(0)?.clone(),
+            };
             return Ok(Self {
-                message_id: s(0)?,
+                message_id,
                 codes: Codes::Computed(values[1].as_primitive::<UInt8Type>()),
                 sent_at: t(2)?,
                 delivered_at: t(3)?,
             });
         }
         Ok(Self {
-            message_id: s(0)?,
+            message_id: s(0)?.clone(),
             codes: Codes::Words(Words {
                 direction: s(1)?,
                 message_type: s(2)?,
@@ -267,7 +274,7 @@ impl<'a> LogBatch<'a> {
         self.len() == 0
     }
 
-    pub fn id(&self, i: usize) -> &'a [u8] {
+    pub fn id(&self, i: usize) -> &[u8] {
         self.message_id.value(i).as_bytes()
     }
 

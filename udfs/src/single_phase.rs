@@ -15,11 +15,12 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result;
 use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
-use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
@@ -178,6 +179,23 @@ fn all_columns_and_keys(partial: &AggregateExec) -> Result<Arc<ProjectionExec>> 
     )?))
 }
 
+/// `CAST(x AS Utf8View)` of a plain string `x`, as `x`. A cluster's scans
+/// read plain strings, and a message id travels through the shuffle files
+/// as offsets and bytes, smaller than views; the aggregate views it again
+/// in place.
+fn without_view_cast(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Arc<dyn PhysicalExpr> {
+    if let Some(cast) = expr.downcast_ref::<CastExpr>() {
+        let plain = matches!(
+            cast.expr().data_type(schema),
+            Ok(DataType::Utf8 | DataType::LargeUtf8)
+        );
+        if plain && cast.cast_type() == &DataType::Utf8View {
+            return Arc::clone(cast.expr());
+        }
+    }
+    Arc::clone(expr)
+}
+
 /// The compact form, when every aggregate reads the same eight log columns
 /// (plus constants): only the keys, the message id, the row's code
 /// (`wa_row_code`), `sent_at` and `delivered_at` are repartitioned, and the
@@ -230,7 +248,8 @@ fn compact_rows(
         Arc::new(config.clone()),
     )?;
     let first = columns.len();
-    columns.push((Arc::clone(&log_args[0]), "__wa_message_id".into()));
+    let message_id = without_view_cast(&log_args[0], &input.schema());
+    columns.push((message_id, "__wa_message_id".into()));
     columns.push((Arc::new(code), "__wa_row_code".into()));
     columns.push((Arc::clone(&log_args[5]), "__wa_sent_at".into()));
     columns.push((Arc::clone(&log_args[6]), "__wa_delivered_at".into()));
@@ -311,6 +330,8 @@ mod tests {
         // instead of the five string columns.
         assert_eq!(plan.matches("wa_row_code(").count(), 1, "{plan}");
         assert!(plan.contains("as __wa_row_code"), "{plan}");
+        // The log's plain strings travel as they are, not cast to views.
+        assert!(plan.contains("message_id@0 as __wa_message_id"), "{plan}");
         let without = session(false).await;
         let two_phase = text(&without, &format!("EXPLAIN {COUNTS}")).await;
         assert!(two_phase.contains("mode=Partial"), "{two_phase}");

@@ -143,6 +143,11 @@ impl PairOutput for ConversationsOutput {
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
         for m in outcomes {
+            if m.conversation.is_some() {
+                log.prefetch_id(rows[m.row as usize]);
+            }
+        }
+        for m in outcomes {
             if let (Some((category, expires)), Some(opened)) = (m.conversation, m.event_at) {
                 self.category.append_value(category.as_str());
                 self.opened_at.push(opened);

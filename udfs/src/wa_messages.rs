@@ -201,6 +201,9 @@ impl PairOutput for MessagesOutput {
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
         for m in outcomes {
+            log.prefetch_id(rows[m.row as usize]);
+        }
+        for m in outcomes {
             let id = log.id_str(rows[m.row as usize]);
             self.message_id.append_value(id);
             let (direction, message_type, category) = match m.kind {
