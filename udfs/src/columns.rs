@@ -163,15 +163,16 @@ static STATUS_WORDS: LazyLock<Vocabulary> =
 /// repartitioned. SQL always uses the eight columns.
 pub const COMPACT_ARGS: usize = 4;
 
-/// Whether argument types are the compact form (a `UInt8` code second).
-pub fn is_compact(arg_types: &[DataType]) -> bool {
-    arg_types.len() >= COMPACT_ARGS && arg_types[1] == DataType::UInt8
+/// Whether `args` arguments, the second of type `second`, are the compact
+/// form (a `UInt8` code second).
+pub fn is_compact(args: usize, second: Option<&DataType>) -> bool {
+    args >= COMPACT_ARGS && second == Some(&DataType::UInt8)
 }
 
 /// Index of the first argument after the log columns (a rule set or
 /// category constant), in either form.
-pub fn trailing_arg_index(arg_types: &[DataType]) -> usize {
-    if is_compact(arg_types) {
+pub fn trailing_arg_index(args: usize, second: Option<&DataType>) -> usize {
+    if is_compact(args, second) {
         COMPACT_ARGS
     } else {
         LOG_ARGS.len()
@@ -204,8 +205,7 @@ pub struct LogBatch<'a> {
 
 impl<'a> LogBatch<'a> {
     pub fn try_new(values: &'a [ArrayRef]) -> Result<Self> {
-        let types: Vec<DataType> = values.iter().map(|v| v.data_type().clone()).collect();
-        let compact = is_compact(&types);
+        let compact = is_compact(values.len(), values.get(1).map(|v| v.data_type()));
         let names: &[&str] = if compact {
             &["message_id", "code", "sent_at", "delivered_at"]
         } else {

@@ -103,11 +103,10 @@ fn single_phase(
     }
     let (with_keys, keys, aggr_expr) = match compact_rows(partial, config)? {
         Some(compact) => compact,
-        None => (
-            all_columns_and_keys(partial)?,
-            key_columns(partial, partial.input().schema().fields().len()),
-            partial.aggr_expr().to_vec(),
-        ),
+        None => {
+            let (projection, keys) = all_columns_and_keys(partial)?;
+            (projection, keys, partial.aggr_expr().to_vec())
+        }
     };
     let rows = Arc::new(RepartitionExec::try_new(
         Arc::clone(&with_keys) as _,
@@ -134,32 +133,11 @@ fn single_phase(
 /// A grouping key and its output name.
 type Key = (Arc<dyn PhysicalExpr>, String);
 
-/// The keys as columns of a projection that put the computed ones after
-/// `first_computed` columns (plain columns keep their index).
-fn key_columns(partial: &AggregateExec, first_computed: usize) -> Vec<Key> {
-    let mut next = first_computed;
-    partial
-        .group_expr()
-        .expr()
-        .iter()
-        .enumerate()
-        .map(|(n, (expr, name))| {
-            if expr.downcast_ref::<Column>().is_some() {
-                (Arc::clone(expr), name.clone())
-            } else {
-                next += 1;
-                let key = Column::new(&format!("__wa_group_key_{n}"), next - 1);
-                (Arc::new(key) as _, name.clone())
-            }
-        })
-        .collect()
-}
-
 /// The general form: the input's columns, then the computed keys
 /// (`ltrim(customer_id, '+')`), evaluated once: the repartition hashes them
 /// and the aggregate groups by them, and the input's columns keep their
 /// indices, so the aggregates' arguments stay valid.
-fn all_columns_and_keys(partial: &AggregateExec) -> Result<Arc<ProjectionExec>> {
+fn all_columns_and_keys(partial: &AggregateExec) -> Result<(Arc<ProjectionExec>, Vec<Key>)> {
     let input = partial.input();
     let mut columns: Vec<(Arc<dyn PhysicalExpr>, String)> = input
         .schema()
@@ -168,15 +146,20 @@ fn all_columns_and_keys(partial: &AggregateExec) -> Result<Arc<ProjectionExec>> 
         .enumerate()
         .map(|(i, f)| (Arc::new(Column::new(f.name(), i)) as _, f.name().clone()))
         .collect();
-    for (n, (expr, _)) in partial.group_expr().expr().iter().enumerate() {
-        if expr.downcast_ref::<Column>().is_none() {
-            columns.push((Arc::clone(expr), format!("__wa_group_key_{n}")));
-        }
+    let mut keys = vec![];
+    for (n, (expr, name)) in partial.group_expr().expr().iter().enumerate() {
+        let key: Arc<dyn PhysicalExpr> = if expr.downcast_ref::<Column>().is_some() {
+            Arc::clone(expr)
+        } else {
+            let alias = format!("__wa_group_key_{n}");
+            let key = Arc::new(Column::new(&alias, columns.len()));
+            columns.push((Arc::clone(expr), alias));
+            key
+        };
+        keys.push((key, name.clone()));
     }
-    Ok(Arc::new(ProjectionExec::try_new(
-        columns,
-        Arc::clone(input),
-    )?))
+    let projection = ProjectionExec::try_new(columns, Arc::clone(input))?;
+    Ok((Arc::new(projection), keys))
 }
 
 /// `CAST(x AS Utf8View)` of a plain string `x`, as `x`. A cluster's scans

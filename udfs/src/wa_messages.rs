@@ -150,12 +150,8 @@ pub fn rule_choice(args: &AccumulatorArgs, index: usize) -> Result<RuleChoice> {
 
 /// Index of the constant after the log columns, in the form the plan uses.
 pub fn trailing_arg(args: &AccumulatorArgs) -> usize {
-    let types: Vec<DataType> = args
-        .expr_fields
-        .iter()
-        .map(|f| f.data_type().clone())
-        .collect();
-    crate::columns::trailing_arg_index(&types)
+    let fields = args.expr_fields;
+    crate::columns::trailing_arg_index(fields.len(), fields.get(1).map(|f| f.data_type()))
 }
 
 fn groups(args: &AccumulatorArgs) -> Result<WindowingGroups<MessagesOutput>> {
