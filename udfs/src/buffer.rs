@@ -22,9 +22,10 @@ use crate::columns::{self, Code, LogBatch};
 use crate::rules::{MessageOutcome, Row, RuleChoice, Windowing};
 
 /// All rows buffered so far. Group ids are scanned alone (the counting
-/// sort); everything the rules read of a row sits in one 40-byte record, so
-/// visiting a customer's rows, scattered through the buffer in arrival
-/// order, costs one cache miss per row rather than one per column.
+/// sort); everything the rules read of a row, its id too when it is short,
+/// sits in one 40-byte record, so visiting a customer's rows, scattered
+/// through the buffer in arrival order, costs one cache miss per row rather
+/// than one per column.
 #[derive(Debug)]
 pub struct LogRows {
     group: Vec<u32>,
@@ -55,12 +56,17 @@ struct Packed {
     sent_at: i64,
     /// `NOT_DELIVERED` where not delivered.
     delivered_at: i64,
-    /// `rules::id_hash` of the id, computed while its bytes are at hand.
-    id_hash: u64,
-    id_start: u64,
+    /// The id's bytes when it fits ([`INLINE_ID`] bytes or fewer); else its
+    /// start in `id_bytes` (bytes 0..8) and its `rules::id_hash` (8..16).
+    /// Ids usually fit, so they move with their row when the buffer is
+    /// clustered and cost no second cache miss when read.
+    id: [u8; INLINE_ID],
     id_len: u32,
     code: Code,
 }
+
+/// Ids of at most this many bytes are kept in the row itself.
+const INLINE_ID: usize = 16;
 
 const NOT_DELIVERED: i64 = i64::MIN;
 
@@ -73,16 +79,22 @@ impl LogRows {
         delivered_at: Option<i64>,
         id: &[u8],
     ) {
+        let mut inline = [0u8; INLINE_ID];
+        if id.len() <= INLINE_ID {
+            inline[..id.len()].copy_from_slice(id);
+        } else {
+            inline[..8].copy_from_slice(&(self.id_bytes.len() as u64).to_le_bytes());
+            inline[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
+            self.id_bytes.extend_from_slice(id);
+        }
         self.group.push(group as u32);
         self.rows.push(Packed {
             sent_at,
             delivered_at: delivered_at.unwrap_or(NOT_DELIVERED),
-            id_hash: crate::rules::id_hash(id),
-            id_start: self.id_bytes.len() as u64,
-            id_len: id.len() as u32,
+            id: inline,
+            id_len: u32::try_from(id.len()).expect("a message id under 4 GiB"),
             code,
         });
-        self.id_bytes.extend_from_slice(id);
     }
 
     pub fn len(&self) -> usize {
@@ -98,28 +110,56 @@ impl LogRows {
     }
 
     pub fn id(&self, row: u32) -> &[u8] {
-        let p = &self.rows[row as usize];
-        let start = p.id_start as usize;
-        &self.id_bytes[start..start + p.id_len as usize]
+        self.id_of(&self.rows[row as usize])
     }
 
-    /// Starts loading row `row`'s id bytes into the cache. Ids sit in
-    /// arrival order, far apart, so an output that copies several ids of a
-    /// group prefetches them all first: their cache misses then overlap
-    /// instead of following one another.
+    fn id_of<'a>(&'a self, p: &'a Packed) -> &'a [u8] {
+        let len = p.id_len as usize;
+        if len <= INLINE_ID {
+            &p.id[..len]
+        } else {
+            let start = Self::word(p, 0) as usize;
+            &self.id_bytes[start..start + len]
+        }
+    }
+
+    /// The `rules::id_hash` of a row's id: stored for long ids, computed
+    /// from the row's own bytes for short ones.
+    fn id_hash(p: &Packed) -> u64 {
+        if p.id_len as usize <= INLINE_ID {
+            crate::rules::id_hash(&p.id[..p.id_len as usize])
+        } else {
+            Self::word(p, 1)
+        }
+    }
+
+    /// Word `i` (0 or 1) of a long id's `Packed::id`: its start or its hash.
+    fn word(p: &Packed, i: usize) -> u64 {
+        u64::from_le_bytes(p.id[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Starts loading row `row`'s id bytes into the cache when they are
+    /// not in the row itself. Long ids sit in arrival order, far apart, so
+    /// an output that copies several ids of a group prefetches them all
+    /// first: their cache misses then overlap instead of following one
+    /// another.
     #[inline]
     pub fn prefetch_id(&self, row: u32) {
+        let p = &self.rows[row as usize];
+        if p.id_len as usize <= INLINE_ID {
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let start = self.rows[row as usize].id_start as usize;
-            let ptr = self.id_bytes.as_ptr().wrapping_add(start);
+            let ptr = self
+                .id_bytes
+                .as_ptr()
+                .wrapping_add(Self::word(p, 0) as usize);
             // SAFETY: a prefetch is a hint that never faults or reads into
             // the program, whatever the address; this one is in bounds.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = row;
     }
 
     pub fn sent_at(&self, row: u32) -> i64 {
@@ -143,7 +183,7 @@ impl LogRows {
             status,
             sent_at: p.sent_at,
             delivered_at: (p.delivered_at != NOT_DELIVERED).then_some(p.delivered_at),
-            id_hash: p.id_hash,
+            id_hash: Self::id_hash(p),
         }
     }
 
@@ -247,12 +287,9 @@ impl LogRows {
         for (row, &g) in old.group.iter().enumerate() {
             let g = g as usize;
             if g >= base {
-                let mut packed = old.rows[row];
-                let id = old.id(row as u32);
-                packed.id_start = self.id_bytes.len() as u64;
-                self.id_bytes.extend_from_slice(id);
-                self.group.push((g - base) as u32);
-                self.rows.push(packed);
+                let p = &old.rows[row];
+                let delivered = (p.delivered_at != NOT_DELIVERED).then_some(p.delivered_at);
+                self.push(g - base, p.code, p.sent_at, delivered, old.id_of(p));
             }
         }
     }
@@ -678,7 +715,7 @@ mod tests {
         let n = 1000u32;
         for i in 0..n {
             let group = (i * 7919) % 97;
-            let id = format!("m{i}");
+            let id = mixed_id(i);
             log.push(
                 group as usize,
                 (i % 40) as u8,
@@ -695,7 +732,7 @@ mod tests {
                 p.sent_at,
                 p.delivered_at,
                 log.id_str(r).to_string(),
-                p.id_hash,
+                LogRows::id_hash(&p),
             )
         };
         let mut before: Vec<_> = (0..n).map(|r| row_of(&log, r)).collect();
@@ -709,6 +746,37 @@ mod tests {
         before.sort();
         after.sort();
         assert_eq!(before, after);
+    }
+
+    /// Short ids (kept in the row) and long ones (kept aside), mixed.
+    fn mixed_id(i: u32) -> String {
+        if i % 3 == 0 {
+            format!("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI{i:08}")
+        } else {
+            format!("m{i}")
+        }
+    }
+
+    #[test]
+    fn ids_short_and_long_survive_compaction_with_their_hashes() {
+        let mut log = LogRows::default();
+        for i in 0..300u32 {
+            log.push((i % 10) as usize, 0, i as i64, None, mixed_id(i).as_bytes());
+        }
+        assert!(log.rows.iter().any(|p| p.id_len as usize > INLINE_ID));
+        assert!(log.rows.iter().any(|p| p.id_len as usize == 1 + 3));
+        log.compact(4);
+        assert_eq!(log.len(), 180);
+        for r in 0..log.len() as u32 {
+            let i = log.sent_at(r) as u32;
+            assert_eq!(log.group[r as usize], i % 10 - 4);
+            assert_eq!(log.id_str(r), mixed_id(i));
+            assert_eq!(
+                LogRows::id_hash(&log.rows[r as usize]),
+                crate::rules::id_hash(mixed_id(i).as_bytes())
+            );
+            assert_eq!(log.delivered_at(r), None);
+        }
     }
 
     #[test]
