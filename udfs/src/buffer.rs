@@ -750,7 +750,7 @@ mod tests {
 
     /// Short ids (kept in the row) and long ones (kept aside), mixed.
     fn mixed_id(i: u32) -> String {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             format!("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI{i:08}")
         } else {
             format!("m{i}")
