@@ -280,18 +280,34 @@ impl LogRows {
         }
     }
 
-    /// Keeps only the rows of groups `>= base`, renumbered from 0.
+    /// Keeps only the rows of groups `>= base`, renumbered from 0, in place
+    /// and in their order (so a clustered buffer stays clustered), then
+    /// gives the freed tail back. Copying the live rows into new buffers
+    /// instead would touch fresh memory, which costs more than the copy
+    /// itself, and would raise the peak while both copies live.
     fn compact(&mut self, base: usize) {
-        let old = std::mem::take(self);
-        self.cluster_min_rows = old.cluster_min_rows;
-        for (row, &g) in old.group.iter().enumerate() {
-            let g = g as usize;
-            if g >= base {
-                let p = &old.rows[row];
-                let delivered = (p.delivered_at != NOT_DELIVERED).then_some(p.delivered_at);
-                self.push(g - base, p.code, p.sent_at, delivered, old.id_of(p));
+        let old_ids = std::mem::take(&mut self.id_bytes);
+        let mut kept = 0;
+        for r in 0..self.group.len() {
+            let g = self.group[r] as usize;
+            if g < base {
+                continue;
             }
+            let mut p = self.rows[r];
+            if p.id_len as usize > INLINE_ID {
+                let start = Self::word(&p, 0) as usize;
+                let id = &old_ids[start..start + p.id_len as usize];
+                p.id[..8].copy_from_slice(&(self.id_bytes.len() as u64).to_le_bytes());
+                self.id_bytes.extend_from_slice(id);
+            }
+            self.group[kept] = (g - base) as u32;
+            self.rows[kept] = p;
+            kept += 1;
         }
+        self.group.truncate(kept);
+        self.rows.truncate(kept);
+        self.group.shrink_to_fit();
+        self.rows.shrink_to_fit();
     }
 }
 
