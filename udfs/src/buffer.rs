@@ -2,8 +2,9 @@
 //!
 //! Rows are appended to flat columnar buffers tagged with their group
 //! index, never to per-group lists: a batch costs a few `Vec::push`es per
-//! row. At `evaluate` the rows are put in group order with one counting
-//! sort and the rules run over each group's slice in place. The partial
+//! row. At `evaluate` the rows are sorted by group in place (two American
+//! flag passes, the second within the cache) and the rules run over each
+//! group's contiguous slice. The partial
 //! state is the group's rows as four list columns (message id, sent, delivered,
 //! code), so two-phase, spilled and distributed aggregation merge exactly:
 //! merging is appending rows, and the rules merge duplicate rows themselves.
@@ -31,8 +32,8 @@ pub struct LogRows {
     group: Vec<u32>,
     rows: Vec<Packed>,
     id_bytes: Vec<u8>,
-    /// Buffers of fewer rows fit the cache and are not clustered.
-    cluster_min_rows: usize,
+    /// Ranges of nearby groups the first pass of `sort_by_group` makes.
+    sort_buckets: usize,
 }
 
 impl Default for LogRows {
@@ -41,15 +42,13 @@ impl Default for LogRows {
             group: vec![],
             rows: vec![],
             id_bytes: vec![],
-            cluster_min_rows: CLUSTER_MIN_ROWS,
+            sort_buckets: SORT_BUCKETS,
         }
     }
 }
 
-/// Rows (40 bytes each) beyond which the buffer outgrows the caches.
-const CLUSTER_MIN_ROWS: usize = 1 << 18;
-/// About a megabyte of rows per bucket at 50M rows in two partitions.
-const CLUSTER_BUCKETS: usize = 1024;
+/// About a megabyte of rows per range at 50M rows in two partitions.
+const SORT_BUCKETS: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Packed {
@@ -194,38 +193,26 @@ impl LogRows {
             + self.id_bytes.capacity()
     }
 
-    /// Puts the live rows (group >= `base`) in ranges of nearby groups, in
-    /// place: an American flag sort of the rows by `(group - base) >> shift`
-    /// into at most `max_buckets` buckets (dead rows first). Rows arrive in
-    /// time order, so a customer's rows are scattered through the whole
-    /// buffer; after this, the rows of consecutive groups share one region
-    /// of about a megabyte, and visiting them in group order hits the cache
-    /// instead of missing it on every row. While it runs, one write position
-    /// per bucket is hot, which also fits the cache.
-    fn cluster_by_group(&mut self, base: usize, groups: usize, max_buckets: usize) {
-        let mut shift = 0;
-        while (groups >> shift) >= max_buckets.max(2) - 1 {
-            shift += 1;
-        }
-        let bucket = |g: u32| -> usize {
-            let g = g as usize;
-            if g < base {
-                0
-            } else {
-                1 + ((g - base) >> shift)
-            }
-        };
-        let buckets = 2 + (groups >> shift);
+    /// Sorts the rows in place by `bucket(group)` (an American flag sort
+    /// over `range`, `buckets` buckets) and returns where each bucket's
+    /// rows start, plus the range's end.
+    fn flag_sort(
+        &mut self,
+        range: std::ops::Range<usize>,
+        buckets: usize,
+        bucket: impl Fn(u32) -> usize,
+    ) -> Vec<usize> {
         let mut next = vec![0usize; buckets + 1];
-        for &g in &self.group {
+        next[0] = range.start;
+        for &g in &self.group[range.clone()] {
             next[bucket(g) + 1] += 1;
         }
         for b in 0..buckets {
             next[b + 1] += next[b];
         }
-        let ends: Vec<usize> = next[1..].to_vec();
+        let bounds = next.clone();
         for b in 0..buckets {
-            while next[b] < ends[b] {
+            while next[b] < bounds[b + 1] {
                 let i = next[b];
                 let (mut g, mut row) = (self.group[i], self.rows[i]);
                 // Follow the cycle: place the row in hand at its bucket's
@@ -245,39 +232,47 @@ impl LogRows {
                 }
             }
         }
+        bounds
     }
 
-    /// Every live row (group >= `base`) in group order, by one counting
-    /// sort over groups `base..base + groups`, after clustering large
-    /// buffers by group (see [`Self::cluster_by_group`]).
-    fn index(&mut self, base: usize, groups: usize) -> GroupIndex {
-        if self.len() >= self.cluster_min_rows {
-            self.cluster_by_group(base, groups, CLUSTER_BUCKETS);
+    /// Puts the rows in group order, in place, dead rows (group < `base`)
+    /// first, and returns where each live group's rows start. Rows arrive in
+    /// time order, so a customer's rows are scattered through the whole
+    /// buffer. A first pass sorts them into at most `max_buckets` ranges of
+    /// nearby groups (one write position per range is hot, which fits the
+    /// cache); a second sorts each range, about a megabyte at 50M rows, by
+    /// group, in the cache. The rules then read every group's rows as one
+    /// contiguous slice, and no row index is kept.
+    fn sort_by_group(&mut self, base: usize, groups: usize, max_buckets: usize) -> GroupIndex {
+        let mut shift = 0;
+        while (groups >> shift) >= max_buckets.max(2) - 1 {
+            shift += 1;
         }
-        let mut starts = vec![0usize; groups + 1];
-        for &g in &self.group {
+        let coarse = 1 + ((groups.max(1) - 1) >> shift);
+        let bounds = self.flag_sort(0..self.len(), 1 + coarse, |g| {
             let g = g as usize;
-            if g >= base {
-                starts[g - base + 1] += 1;
+            if g < base {
+                0
+            } else {
+                1 + ((g - base) >> shift)
             }
+        });
+        if shift > 0 {
+            for b in 1..=coarse {
+                let first = base + ((b - 1) << shift);
+                self.flag_sort(bounds[b]..bounds[b + 1], 1 << shift, |g| g as usize - first);
+            }
+        }
+        let live = bounds[1];
+        let mut starts = vec![0usize; groups + 1];
+        starts[0] = live;
+        for &g in &self.group[live..] {
+            starts[g as usize - base + 1] += 1;
         }
         for g in 0..groups {
             starts[g + 1] += starts[g];
         }
-        let mut next = starts.clone();
-        let mut order = vec![0u32; starts[groups]];
-        for (row, &g) in self.group.iter().enumerate() {
-            let g = g as usize;
-            if g >= base {
-                order[next[g - base]] = row as u32;
-                next[g - base] += 1;
-            }
-        }
-        GroupIndex {
-            base,
-            starts,
-            order,
-        }
+        GroupIndex { base, starts }
     }
 
     /// Keeps only the rows of groups `>= base`, renumbered from 0, in place
@@ -311,25 +306,24 @@ impl LogRows {
     }
 }
 
-/// The buffered rows in group order, built once and reused while groups
-/// are emitted a few at a time (`EmitTo::First`), so emitting every group
-/// in batches costs one pass, not one pass per batch.
+/// Where each group's rows start in the sorted buffer, built once and
+/// reused while groups are emitted a few at a time (`EmitTo::First`), so
+/// emitting every group in batches costs one sort, not one per batch.
 #[derive(Debug)]
 struct GroupIndex {
     /// Absolute group id of `starts[0]`.
     base: usize,
     starts: Vec<usize>,
-    order: Vec<u32>,
 }
 
 impl GroupIndex {
-    fn rows(&self, group: usize) -> &[u32] {
+    fn rows(&self, group: usize) -> std::ops::Range<usize> {
         let g = group - self.base;
-        &self.order[self.starts[g]..self.starts[g + 1]]
+        self.starts[g]..self.starts[g + 1]
     }
 
     fn size(&self) -> usize {
-        self.starts.capacity() * std::mem::size_of::<usize>() + self.order.capacity() * 4
+        self.starts.capacity() * std::mem::size_of::<usize>()
     }
 }
 
@@ -337,11 +331,12 @@ impl GroupIndex {
 pub trait PairOutput: Send + Sync + std::fmt::Debug + 'static {
     /// Starts an output of `groups` values.
     fn begin(&mut self, groups: usize);
-    /// Adds one group's value; `rows[o.row]` is the buffered row of outcome `o`.
+    /// Adds one group's value; the group's rows are buffered rows
+    /// `first_row..`, so outcome `o`'s row is `first_row + o.row`.
     fn push_group(
         &mut self,
         log: &LogRows,
-        rows: &[u32],
+        first_row: u32,
         outcomes: &[MessageOutcome],
     ) -> Result<()>;
     fn finish(&mut self) -> Result<ArrayRef>;
@@ -412,7 +407,8 @@ impl<O: PairOutput> WindowingGroups<O> {
             EmitTo::First(n) => n.min(self.num_groups),
         };
         if self.index.is_none() {
-            self.index = Some(self.log.index(self.base, self.num_groups));
+            let buckets = self.log.sort_buckets;
+            self.index = Some(self.log.sort_by_group(self.base, self.num_groups, buckets));
         }
         n
     }
@@ -423,7 +419,7 @@ impl<O: PairOutput> WindowingGroups<O> {
         self.num_groups -= n;
         if self.num_groups == 0 {
             self.log = LogRows {
-                cluster_min_rows: self.log.cluster_min_rows,
+                sort_buckets: self.log.sort_buckets,
                 ..LogRows::default()
             };
             self.base = 0;
@@ -473,17 +469,14 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         self.output.begin(n);
         for g in self.base..self.base + n {
             let rows = index.rows(g);
+            let first = rows.start as u32;
             self.pair_rows.clear();
-            self.pair_rows.extend(rows.iter().map(|&r| self.log.row(r)));
+            self.pair_rows.extend(rows.map(|r| self.log.row(r as u32)));
             let log = &self.log;
             self.windowing
-                .run_pair(
-                    &self.pair_rows,
-                    |i| log.id(rows[i as usize]),
-                    &mut self.outcomes,
-                )
+                .run_pair(&self.pair_rows, |i| log.id(first + i), &mut self.outcomes)
                 .map_err(|e| exec_datafusion_err!("{e}"))?;
-            self.output.push_group(&self.log, rows, &self.outcomes)?;
+            self.output.push_group(&self.log, first, &self.outcomes)?;
         }
         let result = self.output.finish()?;
         self.index = Some(index);
@@ -496,7 +489,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         let index = self.index.as_ref().expect("built by begin_emit");
         let first = self.base - index.base;
         let (lo, hi) = (index.starts[first], index.starts[first + n]);
-        let order = &index.order[lo..hi];
+        let order = lo as u32..hi as u32;
         let offsets = OffsetBuffer::new(
             index.starts[first..=first + n]
                 .iter()
@@ -504,14 +497,14 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 .collect::<Vec<_>>()
                 .into(),
         );
-        let mut ids = arrow::array::StringViewBuilder::with_capacity(order.len());
-        for &r in order {
+        let mut ids = arrow::array::StringViewBuilder::with_capacity(hi - lo);
+        for r in order.clone() {
             ids.append_value(self.log.id_str(r));
         }
         let ids: StringViewArray = ids.finish();
-        let sent: Int64Array = order.iter().map(|&r| self.log.sent_at(r)).collect();
-        let delivered: Int64Array = order.iter().map(|&r| self.log.delivered_at(r)).collect();
-        let codes: UInt8Array = order.iter().map(|&r| self.log.code(r)).collect();
+        let sent: Int64Array = order.clone().map(|r| self.log.sent_at(r)).collect();
+        let delivered: Int64Array = order.clone().map(|r| self.log.delivered_at(r)).collect();
+        let codes: UInt8Array = order.map(|r| self.log.code(r)).collect();
         let fields = state_fields("");
         let list = |i: usize, values: ArrayRef| -> Result<ArrayRef> {
             let DataType::List(item) = fields[i].data_type() else {
@@ -676,12 +669,7 @@ mod tests {
         fn begin(&mut self, _groups: usize) {
             self.0.clear();
         }
-        fn push_group(
-            &mut self,
-            _: &LogRows,
-            _: &[u32],
-            outcomes: &[MessageOutcome],
-        ) -> Result<()> {
+        fn push_group(&mut self, _: &LogRows, _: u32, outcomes: &[MessageOutcome]) -> Result<()> {
             self.0.push(outcomes.len() as i64);
             Ok(())
         }
@@ -716,52 +704,59 @@ mod tests {
         a.as_primitive::<Int64Type>().values().to_vec()
     }
 
-    /// An accumulator; `clustered` clusters its rows however few they are.
-    fn accumulator(clustered: bool) -> WindowingGroups<Count> {
+    /// An accumulator; `two_pass` sorts in two passes however few its groups.
+    fn accumulator(two_pass: bool) -> WindowingGroups<Count> {
         let mut g = WindowingGroups::new(RuleChoice::Auto, Count::default());
-        if clustered {
-            g.log.cluster_min_rows = 0;
+        if two_pass {
+            g.log.sort_buckets = 3;
         }
         g
     }
 
     #[test]
-    fn clustering_moves_rows_whole_into_ranges_of_groups() {
-        let mut log = LogRows::default();
-        let n = 1000u32;
-        for i in 0..n {
-            let group = (i * 7919) % 97;
-            let id = mixed_id(i);
-            log.push(
-                group as usize,
-                (i % 40) as u8,
-                i as i64,
-                Some(-(i as i64)),
-                id.as_bytes(),
-            );
+    fn sorting_moves_rows_whole_into_group_order() {
+        for buckets in [3, 8, SORT_BUCKETS] {
+            let mut log = LogRows::default();
+            let n = 1000u32;
+            for i in 0..n {
+                let group = (i * 7919) % 97;
+                let id = mixed_id(i);
+                log.push(
+                    group as usize,
+                    (i % 40) as u8,
+                    i as i64,
+                    Some(-(i as i64)),
+                    id.as_bytes(),
+                );
+            }
+            let row_of = |log: &LogRows, r: u32| {
+                let p = log.rows[r as usize];
+                (
+                    log.group[r as usize],
+                    p.code,
+                    p.sent_at,
+                    p.delivered_at,
+                    log.id_str(r).to_string(),
+                    LogRows::id_hash(&p),
+                )
+            };
+            let mut before: Vec<_> = (0..n).map(|r| row_of(&log, r)).collect();
+            // Groups below 10 are already emitted: they go first, in any order.
+            let index = log.sort_by_group(10, 87, buckets);
+            let after: Vec<_> = (0..n).map(|r| row_of(&log, r)).collect();
+            let dead = after.iter().take_while(|r| r.0 < 10).count();
+            assert!(dead > 0 && after[dead..].iter().all(|r| r.0 >= 10));
+            assert!(after[dead..].windows(2).all(|w| w[0].0 <= w[1].0));
+            for g in 10..97 {
+                let rows = index.rows(g);
+                assert!(!rows.is_empty());
+                assert!(after[rows].iter().all(|r| r.0 as usize == g));
+            }
+            let mut after = after;
+            before.sort();
+            after.sort();
+            assert_eq!(before, after);
         }
-        let row_of = |log: &LogRows, r: u32| {
-            let p = log.rows[r as usize];
-            (
-                log.group[r as usize],
-                p.code,
-                p.sent_at,
-                p.delivered_at,
-                log.id_str(r).to_string(),
-                LogRows::id_hash(&p),
-            )
-        };
-        let mut before: Vec<_> = (0..n).map(|r| row_of(&log, r)).collect();
-        // Groups below 10 are already emitted: they go first, in any order.
-        log.cluster_by_group(10, 87, 8);
-        let after: Vec<_> = (0..n).map(|r| row_of(&log, r)).collect();
-        let bucket = |g: u32| if g < 10 { 0 } else { 1 + ((g - 10) >> 4) };
-        assert!(after.windows(2).all(|w| bucket(w[0].0) <= bucket(w[1].0)));
-        assert!(bucket(after[n as usize - 1].0) > 1);
-        let mut after = after;
-        before.sort();
-        after.sort();
-        assert_eq!(before, after);
     }
 
     /// Short ids (kept in the row) and long ones (kept aside), mixed.
@@ -797,12 +792,12 @@ mod tests {
 
     #[test]
     fn emitting_a_few_groups_at_a_time_matches_emitting_all() {
-        for clustered in [false, true] {
-            emitting_in_pieces(clustered);
+        for two_pass in [false, true] {
+            emitting_in_pieces(two_pass);
         }
     }
 
-    fn emitting_in_pieces(clustered: bool) {
+    fn emitting_in_pieces(two_pass: bool) {
         let groups = 7;
         let values = batch(50);
         let group_of: Vec<usize> = (0..50).map(|i| i % groups).collect();
@@ -812,11 +807,11 @@ mod tests {
         assert_eq!(expected.iter().sum::<i64>(), 50);
 
         // Partial: state in pieces; final: merge the pieces, evaluate in pieces.
-        let mut partial = accumulator(clustered);
+        let mut partial = accumulator(two_pass);
         partial
             .update_batch(&values, &group_of, None, groups)
             .unwrap();
-        let mut final_ = accumulator(clustered);
+        let mut final_ = accumulator(two_pass);
         let mut next_group = 0;
         for n in [2, 1, 3, 5] {
             let state = partial.state(EmitTo::First(n)).unwrap();

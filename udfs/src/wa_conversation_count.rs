@@ -147,7 +147,7 @@ impl PairOutput for CountOutput {
     fn push_group(
         &mut self,
         _log: &LogRows,
-        _rows: &[u32],
+        _first_row: u32,
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
         let n = outcomes

@@ -139,12 +139,12 @@ impl PairOutput for ConversationsOutput {
     fn push_group(
         &mut self,
         log: &LogRows,
-        rows: &[u32],
+        first_row: u32,
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
         for m in outcomes {
             if m.conversation.is_some() {
-                log.prefetch_id(rows[m.row as usize]);
+                log.prefetch_id(first_row + m.row);
             }
         }
         for m in outcomes {
@@ -152,7 +152,7 @@ impl PairOutput for ConversationsOutput {
                 self.category.append_value(category.as_str());
                 self.opened_at.push(opened);
                 self.expires_at.push(expires);
-                let id = log.id_str(rows[m.row as usize]);
+                let id = log.id_str(first_row + m.row);
                 self.opening_message_id.append_value(id);
             }
         }

@@ -193,14 +193,14 @@ impl PairOutput for MessagesOutput {
     fn push_group(
         &mut self,
         log: &LogRows,
-        rows: &[u32],
+        first_row: u32,
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
         for m in outcomes {
-            log.prefetch_id(rows[m.row as usize]);
+            log.prefetch_id(first_row + m.row);
         }
         for m in outcomes {
-            let id = log.id_str(rows[m.row as usize]);
+            let id = log.id_str(first_row + m.row);
             self.message_id.append_value(id);
             let (direction, message_type, category) = match m.kind {
                 Kind::Inbound { .. } => ("inbound", "free_form", None),
