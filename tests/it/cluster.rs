@@ -369,6 +369,22 @@ fn cluster_answers_exactly_as_local() {
     );
     ok_stdout(&out, "export");
     assert!(std::fs::metadata(&export).unwrap().len() > 0);
+
+    // The usage page through the cluster: the same page as locally.
+    let page = |url: Option<&str>, name: &str| -> String {
+        let path = tmp.path().join(name);
+        let args = ["report", "--month", "2024-02", "--quota", "40"];
+        let out = run(
+            &generated,
+            url,
+            &[&args[..], &["--output", path.to_str().unwrap()]].concat(),
+        );
+        ok_stdout(&out, name);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let remote = page(Some(&cluster.url), "cluster.html");
+    assert!(remote.contains("<svg"), "{remote}");
+    assert_eq!(remote, page(None, "local.html"));
 }
 
 #[test]
