@@ -10,7 +10,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    make_view, Array, ArrayRef, AsArray, StringViewArray, TimestampMicrosecondArray, UInt8Array,
+    make_view, Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray,
+    TimestampMicrosecondArray, UInt8Array,
 };
 use arrow::datatypes::{DataType, Field, TimeUnit, TimestampMicrosecondType, UInt8Type};
 use datafusion::common::{exec_datafusion_err, plan_err, Result};
@@ -136,14 +137,63 @@ impl Vocabulary {
 
     /// Position of row `i`'s value in the list, if it is one of the words.
     #[inline]
-    fn find(&self, array: &StringViewArray, i: usize) -> Option<usize> {
-        let view = array.views()[i];
-        if (view as u32) <= 12 {
-            self.words.iter().position(|w| w.1 == view)
-        } else {
-            let value = array.value(i);
-            self.words.iter().position(|w| w.0 == value)
+    fn find(&self, text: Text<'_>, i: usize) -> Option<usize> {
+        if let Text::View(array) = text {
+            let view = array.views()[i];
+            if (view as u32) <= 12 {
+                return self.words.iter().position(|w| w.1 == view);
+            }
         }
+        let value = text.value(i);
+        self.words.iter().position(|w| w.0 == value)
+    }
+}
+
+/// A string column as the classifier reads it: views (a local session's
+/// scans), or plain strings (a cluster's: Ballista keeps views out of its
+/// plans), read in place rather than cast to views row by row.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    View(&'a StringViewArray),
+    Plain(&'a StringArray),
+    LargePlain(&'a LargeStringArray),
+}
+
+impl<'a> Text<'a> {
+    fn try_new(array: &'a ArrayRef) -> Option<Self> {
+        match array.data_type() {
+            DataType::Utf8View => Some(Self::View(array.as_string_view())),
+            DataType::Utf8 => Some(Self::Plain(array.as_string::<i32>())),
+            DataType::LargeUtf8 => Some(Self::LargePlain(array.as_string::<i64>())),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            Self::View(a) => a.is_null(i),
+            Self::Plain(a) => a.is_null(i),
+            Self::LargePlain(a) => a.is_null(i),
+        }
+    }
+
+    fn value(&self, i: usize) -> &'a str {
+        match self {
+            Self::View(a) => a.value(i),
+            Self::Plain(a) => a.value(i),
+            Self::LargePlain(a) => a.value(i),
+        }
+    }
+}
+
+/// Message ids as views: plain strings are viewed in place, without
+/// copying their bytes.
+fn message_ids(array: &ArrayRef) -> Option<StringViewArray> {
+    match array.data_type() {
+        DataType::Utf8 => Some(StringViewArray::from(array.as_string::<i32>())),
+        DataType::LargeUtf8 => Some(StringViewArray::from(array.as_string::<i64>())),
+        DataType::Utf8View => Some(array.as_string_view().clone()),
+        _ => None,
     }
 }
 
@@ -181,11 +231,11 @@ pub fn trailing_arg_index(args: usize, second: Option<&DataType>) -> usize {
 
 /// The string columns a row's code is computed from.
 struct Words<'a> {
-    direction: &'a StringViewArray,
-    message_type: &'a StringViewArray,
-    category: &'a StringViewArray,
-    status: &'a StringViewArray,
-    entry_point: &'a StringViewArray,
+    direction: Text<'a>,
+    message_type: Text<'a>,
+    category: Text<'a>,
+    status: Text<'a>,
+    entry_point: Text<'a>,
 }
 
 /// Where a batch's row codes come from.
@@ -217,15 +267,17 @@ impl<'a> LogBatch<'a> {
                 LOG_ARGS.len()
             ));
         }
-        let s = |i: usize| -> Result<&'a StringViewArray> {
-            values[i].as_string_view_opt().ok_or_else(|| {
-                exec_datafusion_err!(
-                    "{} must be Utf8View, got {}",
-                    names[i],
-                    values[i].data_type()
-                )
-            })
+        let must_be_text = |i: usize| {
+            exec_datafusion_err!(
+                "{} must be a string, got {}",
+                names[i],
+                values[i].data_type()
+            )
         };
+        let s = |i: usize| -> Result<Text<'a>> {
+            Text::try_new(&values[i]).ok_or_else(|| must_be_text(i))
+        };
+        let message_id = message_ids(&values[0]).ok_or_else(|| must_be_text(0))?;
         let t = |i: usize| -> Result<&'a TimestampMicrosecondArray> {
             values[i]
                 .as_primitive_opt::<TimestampMicrosecondType>()
@@ -238,13 +290,6 @@ impl<'a> LogBatch<'a> {
                 })
         };
         if compact {
-            // Plain strings (a cluster's shuffle carries them) are viewed
-            // in place, without copying their bytes.
-            let message_id = match values[0].data_type() {
-                DataType::Utf8 => StringViewArray::from(values[0].as_string::<i32>()),
-                DataType::LargeUtf8 => StringViewArray::from(values[0].as_string::<i64>()),
-                _ => s(0)?.clone(),
-            };
             return Ok(Self {
                 message_id,
                 codes: Codes::Computed(values[1].as_primitive::<UInt8Type>()),
@@ -253,7 +298,7 @@ impl<'a> LogBatch<'a> {
             });
         }
         Ok(Self {
-            message_id: s(0)?.clone(),
+            message_id,
             codes: Codes::Words(Words {
                 direction: s(1)?,
                 message_type: s(2)?,
@@ -297,7 +342,7 @@ impl<'a> LogBatch<'a> {
         if self.message_id.is_null(i) {
             return Err(exec_datafusion_err!("a row has a null message_id"));
         }
-        let bad = |column: &str, array: &StringViewArray| {
+        let bad = |column: &str, array: Text<'_>| {
             let value = if array.is_null(i) {
                 "null".to_string()
             } else {
@@ -308,7 +353,7 @@ impl<'a> LogBatch<'a> {
                 self.message_id.value(i)
             )
         };
-        let lookup = |vocab: &Vocabulary, array: &StringViewArray| {
+        let lookup = |vocab: &Vocabulary, array: Text<'_>| {
             if array.is_null(i) {
                 None
             } else {
@@ -328,7 +373,7 @@ impl<'a> LogBatch<'a> {
         }
         let kind = match (direction, message_type) {
             (1, _) => Kind::Inbound {
-                entry_point: w.entry_point.is_valid(i) && !w.entry_point.value(i).is_empty(),
+                entry_point: !w.entry_point.is_null(i) && !w.entry_point.value(i).is_empty(),
             },
             (_, 1) => Kind::FreeForm,
             _ => match lookup(&CATEGORIES, w.category) {

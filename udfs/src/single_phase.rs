@@ -296,9 +296,14 @@ fn compact_rows(
         keys.push((Arc::new(Column::new(&alias, n)) as _, name.clone()));
         columns.push((Arc::clone(expr), alias));
     }
+    // The classifier reads plain strings in place: no cast to views.
+    let code_args = log_args
+        .iter()
+        .map(|a| without_view_cast(a, &input.schema()))
+        .collect();
     let code = ScalarFunctionExpr::try_new(
         wa_row_code_udf(),
-        log_args.clone(),
+        code_args,
         &input.schema(),
         Arc::new(config.clone()),
     )?;
@@ -385,6 +390,9 @@ mod tests {
         // instead of the five string columns.
         assert_eq!(plan.matches("wa_row_code(").count(), 1, "{plan}");
         assert!(plan.contains("as __wa_row_code"), "{plan}");
+        let classify = &plan[plan.find("wa_row_code(").unwrap()..];
+        let classify = &classify[..classify.find(" as __wa_row_code").unwrap()];
+        assert!(!classify.contains("Utf8View"), "{classify}");
         // The log's plain strings travel as they are, not cast to views;
         // the plain-string key is grouped as a view after the repartition
         // and cast back above the aggregate.

@@ -92,11 +92,10 @@ mod tests {
     use arrow::datatypes::Field;
     use datafusion::common::config::ConfigOptions;
 
-    fn strings(v: &[Option<&str>]) -> ArrayRef {
-        cast(&StringArray::from(v.to_vec()), &DataType::Utf8View).unwrap()
-    }
-
-    fn invoke(category: &[Option<&str>]) -> Result<ColumnarValue> {
+    fn invoke(category: &[Option<&str>], text: &DataType) -> Result<ColumnarValue> {
+        let strings = |v: &[Option<&str>]| -> ArrayRef {
+            cast(&StringArray::from(v.to_vec()), text).unwrap()
+        };
         let n = category.len();
         let ts: ArrayRef = Arc::new(
             TimestampMicrosecondArray::from((0..n as i64).collect::<Vec<_>>()).with_timezone("UTC"),
@@ -128,22 +127,32 @@ mod tests {
 
     #[test]
     fn codes_match_the_aggregates_classification_and_name_bad_values() {
-        let ColumnarValue::Array(codes) = invoke(&[Some("marketing"), Some("utility")]).unwrap()
-        else {
-            panic!("an array")
-        };
-        let codes = codes.as_any().downcast_ref::<UInt8Array>().unwrap();
-        let (kind, status) = crate::columns::decode(codes.value(0));
-        assert_eq!(
-            kind,
-            crate::rules::Kind::Template(crate::rules::TemplateCategory::Marketing)
-        );
-        assert_eq!(status, crate::rules::Status::Delivered);
-        assert_ne!(codes.value(0), codes.value(1));
+        // Views (local scans) and plain strings (a cluster's) alike.
+        for text in [DataType::Utf8View, DataType::Utf8, DataType::LargeUtf8] {
+            let categories = [Some("marketing"), Some("utility"), Some("authentication")];
+            let ColumnarValue::Array(codes) = invoke(&categories, &text).unwrap() else {
+                panic!("an array")
+            };
+            let codes = codes.as_any().downcast_ref::<UInt8Array>().unwrap();
+            let (kind, status) = crate::columns::decode(codes.value(0));
+            assert_eq!(
+                kind,
+                crate::rules::Kind::Template(crate::rules::TemplateCategory::Marketing)
+            );
+            assert_eq!(status, crate::rules::Status::Delivered);
+            assert_eq!(
+                crate::columns::decode(codes.value(2)).0,
+                crate::rules::Kind::Template(crate::rules::TemplateCategory::Authentication)
+            );
+            assert_ne!(codes.value(0), codes.value(1));
 
-        let err = invoke(&[Some("marketing"), Some("promo")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("\"m1\"") && err.contains("\"promo\""), "{err}");
+            let err = invoke(&[Some("marketing"), Some("promo")], &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("\"m1\"") && err.contains("\"promo\""),
+                "{text}: {err}"
+            );
+        }
     }
 }
