@@ -82,9 +82,8 @@ impl LogRows {
         if id.len() <= INLINE_ID {
             inline[..id.len()].copy_from_slice(id);
         } else {
-            inline[..8].copy_from_slice(&(self.id_bytes.len() as u64).to_le_bytes());
+            inline[..8].copy_from_slice(&self.keep_long_id(id));
             inline[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
-            self.id_bytes.extend_from_slice(id);
         }
         self.group.push(group as u32);
         self.rows.push(Packed {
@@ -98,6 +97,13 @@ impl LogRows {
 
     pub fn len(&self) -> usize {
         self.group.len()
+    }
+
+    /// Appends a long id to `id_bytes`; its start, as `Packed::id` holds it.
+    fn keep_long_id(&mut self, id: &[u8]) -> [u8; 8] {
+        let start = (self.id_bytes.len() as u64).to_le_bytes();
+        self.id_bytes.extend_from_slice(id);
+        start
     }
 
     /// Row `row`'s message id as text.
@@ -292,8 +298,7 @@ impl LogRows {
             if p.id_len as usize > INLINE_ID {
                 let start = Self::word(&p, 0) as usize;
                 let id = &old_ids[start..start + p.id_len as usize];
-                p.id[..8].copy_from_slice(&(self.id_bytes.len() as u64).to_le_bytes());
-                self.id_bytes.extend_from_slice(id);
+                p.id[..8].copy_from_slice(&self.keep_long_id(id));
             }
             self.group[kept] = (g - base) as u32;
             self.rows[kept] = p;

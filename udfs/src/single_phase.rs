@@ -115,8 +115,10 @@ fn single_phase(
             *partitions,
         ),
     )?);
-    let viewed = keys_as_views(Arc::clone(&rows) as _, &keys)?;
-    let input = viewed.clone().unwrap_or(rows);
+    let (input, viewed) = match keys_as_views(Arc::clone(&rows) as _, &keys)? {
+        Some(viewed) => (viewed, true),
+        None => (rows as _, false),
+    };
     let single: Arc<dyn ExecutionPlan> = Arc::new(
         AggregateExec::try_new(
             AggregateMode::SinglePartitioned,
@@ -128,9 +130,10 @@ fn single_phase(
         )?
         .with_limit_options(last.limit_options()),
     );
-    let planned = match viewed {
-        Some(_) => cast_back(single, &last.schema())?,
-        None => single,
+    let planned = if viewed {
+        cast_back(single, &last.schema())?
+    } else {
+        single
     };
     if planned.schema() != last.schema() {
         return Ok(None);
@@ -235,9 +238,9 @@ fn all_columns_and_keys(partial: &AggregateExec) -> Result<(Arc<ProjectionExec>,
 }
 
 /// `CAST(x AS Utf8View)` of a plain string `x`, as `x`. A cluster's scans
-/// read plain strings, and a message id travels through the shuffle files
-/// as offsets and bytes, smaller than views; the aggregate views it again
-/// in place.
+/// read plain strings: the classifier reads them in place, and a message id
+/// travels through the shuffle files as offsets and bytes, smaller than
+/// views; the aggregate views it again in place.
 fn without_view_cast(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Arc<dyn PhysicalExpr> {
     if let Some(cast) = expr.downcast_ref::<CastExpr>() {
         let plain = matches!(
@@ -296,20 +299,18 @@ fn compact_rows(
         keys.push((Arc::new(Column::new(&alias, n)) as _, name.clone()));
         columns.push((Arc::clone(expr), alias));
     }
-    // The classifier reads plain strings in place: no cast to views.
-    let code_args = log_args
+    let plain_args: Vec<_> = log_args
         .iter()
         .map(|a| without_view_cast(a, &input.schema()))
         .collect();
     let code = ScalarFunctionExpr::try_new(
         wa_row_code_udf(),
-        code_args,
+        plain_args.clone(),
         &input.schema(),
         Arc::new(config.clone()),
     )?;
     let first = columns.len();
-    let message_id = without_view_cast(&log_args[0], &input.schema());
-    columns.push((message_id, "__wa_message_id".into()));
+    columns.push((Arc::clone(&plain_args[0]), "__wa_message_id".into()));
     columns.push((Arc::new(code), "__wa_row_code".into()));
     columns.push((Arc::clone(&log_args[5]), "__wa_sent_at".into()));
     columns.push((Arc::clone(&log_args[6]), "__wa_delivered_at".into()));
