@@ -183,6 +183,36 @@ fn run(data: &Path, url: Option<&str>, args: &[&str]) -> Output {
     c.args(args).stdin(Stdio::null()).output().unwrap()
 }
 
+/// The REPL (locally, or on the cluster with `url`) reading `input` piped.
+fn run_repl(data: &Path, url: Option<&str>, input: &str) -> Output {
+    let mut c = Command::new(BIN);
+    c.env_remove("WAUSAGE_DATA")
+        .env_remove("WAUSAGE_RULES")
+        .env_remove("WAUSAGE_CLUSTER")
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("wausage-test-config"),
+        )
+        .args(["--data", data.to_str().unwrap(), "--format", "csv"]);
+    if let Some(url) = url {
+        c.args(["--cluster", url]);
+    }
+    let mut child = c
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn ok_stdout(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
@@ -382,6 +412,17 @@ fn cluster_answers_exactly_as_local() {
         ok_stdout(&out, name);
         std::fs::read_to_string(&path).unwrap()
     };
+    // The REPL through the cluster: statements, a saved query and a
+    // switch of rule set, the same lines as locally.
+    let input = "SELECT category, count(*) FROM conversations GROUP BY 1 ORDER BY 1;\n\
+                 \\rules pmp\n\
+                 SELECT rule_set, count(*) FROM message_pricing GROUP BY 1 ORDER BY 1;\n\
+                 SELECT count(*) AS customers FROM (SELECT DISTINCT customer_id FROM messages);\n";
+    let repl = |url: Option<&str>| ok_stdout(&run_repl(&generated, url, input), "repl");
+    let local_repl = repl(None);
+    assert!(local_repl.contains("rule_set"), "{local_repl}");
+    assert_eq!(repl(Some(&cluster.url)), local_repl);
+
     let remote = page(Some(&cluster.url), "cluster.html");
     assert!(remote.contains("<svg"), "{remote}");
     assert_eq!(remote, page(None, "local.html"));

@@ -13,6 +13,7 @@ use arrow::array::{
     make_view, Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray,
     TimestampMicrosecondArray, UInt8Array,
 };
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, TimeUnit, TimestampMicrosecondType, UInt8Type};
 use datafusion::common::{exec_datafusion_err, plan_err, Result};
 
@@ -135,6 +136,43 @@ impl Vocabulary {
         }
     }
 
+    /// Position of every row's value in the list, [`NOT_A_WORD`] where it is
+    /// null or none of the words: one tight loop per column, where looking
+    /// each row's five words up one by one cost a branch per column.
+    fn positions(&self, text: Text<'_>) -> Vec<u8> {
+        let of = |value: &str| {
+            self.words
+                .iter()
+                .position(|w| w.0 == value)
+                .map_or(NOT_A_WORD, |p| p as u8)
+        };
+        let mut out: Vec<u8> = match text {
+            Text::View(array) => array
+                .views()
+                .iter()
+                .enumerate()
+                .map(|(i, &view)| {
+                    if (view as u32) <= 12 {
+                        self.words
+                            .iter()
+                            .position(|w| w.1 == view)
+                            .map_or(NOT_A_WORD, |p| p as u8)
+                    } else {
+                        of(array.value(i))
+                    }
+                })
+                .collect(),
+            Text::Plain(array) => (0..array.len()).map(|i| of(array.value(i))).collect(),
+            Text::LargePlain(array) => (0..array.len()).map(|i| of(array.value(i))).collect(),
+        };
+        if let Some(nulls) = text.nulls() {
+            for i in (0..out.len()).filter(|&i| nulls.is_null(i)) {
+                out[i] = NOT_A_WORD;
+            }
+        }
+        out
+    }
+
     /// Position of row `i`'s value in the list, if it is one of the words.
     #[inline]
     fn find(&self, text: Text<'_>, i: usize) -> Option<usize> {
@@ -166,6 +204,14 @@ impl<'a> Text<'a> {
             DataType::Utf8 => Some(Self::Plain(array.as_string::<i32>())),
             DataType::LargeUtf8 => Some(Self::LargePlain(array.as_string::<i64>())),
             _ => None,
+        }
+    }
+
+    fn nulls(self) -> Option<&'a NullBuffer> {
+        match self {
+            Self::View(a) => a.nulls(),
+            Self::Plain(a) => a.nulls(),
+            Self::LargePlain(a) => a.nulls(),
         }
     }
 
@@ -205,6 +251,9 @@ static CATEGORIES: LazyLock<Vocabulary> =
     LazyLock::new(|| Vocabulary::new(&["marketing", "utility", "authentication"]));
 static STATUS_WORDS: LazyLock<Vocabulary> =
     LazyLock::new(|| Vocabulary::new(&["sent", "failed", "delivered", "read", "received"]));
+
+/// [`Vocabulary::positions`] of a null or unknown word.
+const NOT_A_WORD: u8 = u8::MAX;
 
 /// The arguments of the compact form a windowing aggregate takes in plans
 /// rewritten by [`crate::single_phase`]: `(message_id, code, sent_at,
@@ -329,6 +378,44 @@ impl<'a> LogBatch<'a> {
             .then(|| self.delivered_at.value(i))
     }
 
+    /// Every row's code, as [`LogBatch::code`] gives them, classified a
+    /// column at a time; the first bad row's error, as `code` words it.
+    pub fn codes(&self) -> Result<Vec<Code>> {
+        let w = match &self.codes {
+            Codes::Computed(codes) => return Ok(codes.values().to_vec()),
+            Codes::Words(words) => words,
+        };
+        let direction = DIRECTIONS.positions(w.direction);
+        let message_type = MESSAGE_TYPES.positions(w.message_type);
+        let category = CATEGORIES.positions(w.category);
+        let status = STATUS_WORDS.positions(w.status);
+        let usable = |i: usize| {
+            direction[i] != NOT_A_WORD
+                && message_type[i] != NOT_A_WORD
+                && status[i] != NOT_A_WORD
+                && self.message_id.is_valid(i)
+                && self.sent_at.is_valid(i)
+        };
+        (0..self.len())
+            .map(|i| {
+                if !usable(i) {
+                    return self.classify(w, i);
+                }
+                // `KINDS` order: inbound without and with an entry point,
+                // the three template categories, free-form.
+                let kind = match (direction[i], message_type[i], category[i]) {
+                    (1, _, _) => {
+                        u8::from(!w.entry_point.is_null(i) && !w.entry_point.value(i).is_empty())
+                    }
+                    (_, 1, _) => 5,
+                    (_, _, NOT_A_WORD) => return self.classify(w, i),
+                    (_, _, c) => 2 + c,
+                };
+                Ok((kind << 3) | status[i])
+            })
+            .collect()
+    }
+
     /// Classifies row `i`; an error names the message id and the bad value.
     #[inline]
     pub fn code(&self, i: usize) -> Result<Code> {
@@ -401,4 +488,114 @@ pub fn field(name: &str, data_type: DataType) -> Arc<Field> {
 /// A nullable field.
 pub fn nullable(name: &str, data_type: DataType) -> Arc<Field> {
     Arc::new(Field::new(name, data_type, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::compute::cast;
+
+    /// Every combination of the classifier's words (known, unknown, null,
+    /// too long to inline), as a batch of `text` strings.
+    fn every_combination(text: &DataType) -> Vec<ArrayRef> {
+        let directions = [Some("outbound"), Some("inbound"), None, Some("sideways")];
+        let types = [Some("template"), Some("free_form"), None];
+        let categories = [
+            Some("marketing"),
+            Some("utility"),
+            Some("authentication"),
+            None,
+            Some("promotional-offers-long"),
+        ];
+        let statuses = [
+            Some("sent"),
+            Some("failed"),
+            Some("delivered"),
+            Some("read"),
+            Some("received"),
+            None,
+            Some("not-a-status-at-all"),
+        ];
+        let entry_points = [
+            None,
+            Some(""),
+            Some("ad"),
+            Some("click-to-whatsapp-ad-long"),
+        ];
+        let mut cols: [Vec<Option<&str>>; 5] = Default::default();
+        for d in directions {
+            for t in types {
+                for c in categories {
+                    for s in statuses {
+                        for e in entry_points {
+                            for (col, v) in cols.iter_mut().zip([d, t, c, s, e]) {
+                                col.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let n = cols[0].len();
+        let strings = |v: &[Option<&str>]| -> ArrayRef {
+            cast(&StringArray::from(v.to_vec()), text).unwrap()
+        };
+        let ids: Vec<String> = (0..n).map(|i| format!("wamid.row-{i:06}")).collect();
+        let ids: Vec<Option<&str>> = ids.iter().map(|s| Some(s.as_str())).collect();
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from((0..n as i64).collect::<Vec<_>>()).with_timezone("UTC"),
+        );
+        vec![
+            strings(&ids),
+            strings(&cols[0]),
+            strings(&cols[1]),
+            strings(&cols[2]),
+            strings(&cols[3]),
+            ts.clone(),
+            ts,
+            strings(&cols[4]),
+        ]
+    }
+
+    #[test]
+    fn codes_of_a_batch_match_each_rows_code_and_error() {
+        for text in [DataType::Utf8View, DataType::Utf8, DataType::LargeUtf8] {
+            let columns = every_combination(&text);
+            let n = columns[0].len();
+            let mut good = vec![];
+            let mut bad = 0;
+            for i in 0..n {
+                // A one-row slice: offsets into the views and null bitmaps too.
+                let row: Vec<ArrayRef> = columns.iter().map(|c| c.slice(i, 1)).collect();
+                let batch = LogBatch::try_new(&row).unwrap();
+                match (batch.codes(), batch.code(0)) {
+                    (Ok(all), Ok(one)) => {
+                        assert_eq!(all, vec![one], "{text} row {i}");
+                        good.push(i);
+                    }
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.to_string(), b.to_string(), "{text} row {i}");
+                        bad += 1;
+                    }
+                    (a, b) => panic!("{text} row {i}: batch {a:?}, row {b:?}"),
+                }
+            }
+            assert!(
+                good.len() > 50 && bad > 50,
+                "{} good, {bad} bad",
+                good.len()
+            );
+            // The good rows as one batch, at their positions in it.
+            let indices =
+                arrow::array::UInt32Array::from_iter_values(good.iter().map(|&i| i as u32));
+            let taken: Vec<ArrayRef> = columns
+                .iter()
+                .map(|c| arrow::compute::take(c, &indices, None).unwrap())
+                .collect();
+            let batch = LogBatch::try_new(&taken).unwrap();
+            let one_by_one: Vec<Code> = (0..good.len()).map(|i| batch.code(i).unwrap()).collect();
+            assert_eq!(batch.codes().unwrap(), one_by_one, "{text}");
+        }
+    }
 }

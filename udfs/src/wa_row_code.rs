@@ -73,9 +73,7 @@ impl ScalarUDFImpl for WaRowCode {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let values = ColumnarValue::values_to_arrays(&args.args)?;
         let batch = LogBatch::try_new(&values)?;
-        let codes = (0..batch.len())
-            .map(|i| batch.code(i))
-            .collect::<Result<Vec<u8>>>()?;
+        let codes = batch.codes()?;
         Ok(ColumnarValue::Array(Arc::new(UInt8Array::from(codes))))
     }
 

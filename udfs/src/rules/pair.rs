@@ -8,8 +8,6 @@
 //! event times tie. Scratch buffers live in [`Windowing`] and are reused
 //! from pair to pair.
 
-use std::cmp::Ordering;
-
 use super::machine::{cbp_pricing, CbpState, PmpState};
 use super::types::{ConversationCategory, Kind, Pricing, RuleChoice, Status};
 use super::PMP_START;
@@ -86,9 +84,12 @@ pub fn id_hash(bytes: &[u8]) -> u64 {
 #[derive(Debug, Default)]
 pub struct Windowing {
     choice: RuleChoice,
-    order: Vec<u32>,
+    /// `merge`'s table: slot → index into `merged`.
+    table: Vec<u32>,
     merged: Vec<MessageOutcome>,
     events: Vec<u32>,
+    /// Merged messages without an event (undelivered outbound), by id.
+    silent: Vec<u32>,
     row_outcome: Vec<u32>,
     position: Vec<u32>,
 }
@@ -113,7 +114,7 @@ impl Windowing {
 
     /// Runs the rules over all rows of one pair, appending one outcome per
     /// distinct message to `out` (cleared first): messages with an event in
-    /// event order, then undelivered outbound messages. `id(i)` is the
+    /// event order, then undelivered outbound messages by message id. `id(i)` is the
     /// message id of row `i`.
     pub fn run_pair<'a>(
         &mut self,
@@ -128,74 +129,81 @@ impl Windowing {
         Ok(())
     }
 
-    /// Fills `merged` with one entry per distinct message id.
+    /// Fills `merged` with one entry per distinct message id, in the order
+    /// of each message's first row. Rows are looked up in a small open
+    /// addressing table keyed by their id hash (a pair has tens of rows, so
+    /// the table sits in the L1 cache): one probe per row, where sorting the
+    /// rows by id cost a comparison sort per pair.
     fn merge<'a>(&mut self, rows: &[Row], id: &impl Fn(u32) -> &'a [u8]) -> Result<(), RuleError> {
-        let same_id = |a: u32, b: u32| -> Ordering {
-            rows[a as usize]
-                .id_hash
-                .cmp(&rows[b as usize].id_hash)
-                .then_with(|| id(a).cmp(id(b)))
-        };
-        self.order.clear();
-        self.order.extend(0..rows.len() as u32);
-        self.order.sort_unstable_by(|&a, &b| same_id(a, b));
+        const EMPTY: u32 = u32::MAX;
+        let slots = (rows.len() * 2).next_power_of_two().max(16);
+        let mask = slots - 1;
+        self.table.clear();
+        self.table.resize(slots, EMPTY);
         self.merged.clear();
         self.row_outcome.clear();
         self.row_outcome.resize(rows.len(), 0);
-        let mut i = 0;
-        while i < self.order.len() {
-            let first = self.order[i];
-            let r = rows[first as usize];
-            let mut m = MessageOutcome {
-                row: first,
-                kind: r.kind,
-                status: r.status,
-                sent_at: r.sent_at,
-                delivered_at: r.delivered_at,
-                event_at: None,
-                conversation: None,
-                conversation_outside_window: false,
-                pricing: None,
+        for (index, r) in rows.iter().enumerate() {
+            let index = index as u32;
+            let mut slot = r.id_hash as usize & mask;
+            let found = loop {
+                let at = self.table[slot];
+                if at == EMPTY {
+                    break None;
+                }
+                let m = &self.merged[at as usize];
+                if rows[m.row as usize].id_hash == r.id_hash && id(m.row) == id(index) {
+                    break Some(at);
+                }
+                slot = (slot + 1) & mask;
             };
-            let slot = self.merged.len() as u32;
-            self.row_outcome[first as usize] = slot;
-            let mut j = i + 1;
-            while j < self.order.len() && same_id(first, self.order[j]) == Ordering::Equal {
-                let other_index = self.order[j];
-                let other = rows[other_index as usize];
-                let disagree = |what: &str| RuleError {
-                    message_id: String::from_utf8_lossy(id(first)).into_owned(),
-                    reason: format!("its rows disagree on {what}"),
-                };
-                if other.kind.shape() != m.kind.shape() {
-                    return Err(disagree("direction, message_type or category"));
-                }
-                if other.sent_at != m.sent_at {
-                    return Err(disagree("sent_at"));
-                }
-                if let (Kind::Inbound { entry_point: a }, Kind::Inbound { entry_point: b }) =
-                    (m.kind, other.kind)
-                {
-                    m.kind = Kind::Inbound {
-                        entry_point: a || b,
-                    };
-                }
-                m.status = m.status.max(other.status);
-                m.delivered_at = match (m.delivered_at, other.delivered_at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                m.row = m.row.min(other_index);
-                self.row_outcome[other_index as usize] = slot;
-                j += 1;
+            let Some(at) = found else {
+                self.table[slot] = self.merged.len() as u32;
+                self.row_outcome[index as usize] = self.merged.len() as u32;
+                self.merged.push(MessageOutcome {
+                    row: index,
+                    kind: r.kind,
+                    status: r.status,
+                    sent_at: r.sent_at,
+                    delivered_at: r.delivered_at,
+                    event_at: None,
+                    conversation: None,
+                    conversation_outside_window: false,
+                    pricing: None,
+                });
+                continue;
+            };
+            let m = &mut self.merged[at as usize];
+            let disagree = |what: &str| RuleError {
+                message_id: String::from_utf8_lossy(id(index)).into_owned(),
+                reason: format!("its rows disagree on {what}"),
+            };
+            if r.kind.shape() != m.kind.shape() {
+                return Err(disagree("direction, message_type or category"));
             }
+            if r.sent_at != m.sent_at {
+                return Err(disagree("sent_at"));
+            }
+            if let (Kind::Inbound { entry_point: a }, Kind::Inbound { entry_point: b }) =
+                (m.kind, r.kind)
+            {
+                m.kind = Kind::Inbound {
+                    entry_point: a || b,
+                };
+            }
+            m.status = m.status.max(r.status);
+            m.delivered_at = match (m.delivered_at, r.delivered_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.row_outcome[index as usize] = at;
+        }
+        for m in &mut self.merged {
             m.event_at = if m.kind.is_outbound() {
                 m.delivered_at
             } else {
                 Some(m.sent_at)
             };
-            self.merged.push(m);
-            i = j;
         }
         Ok(())
     }
@@ -214,6 +222,11 @@ impl Windowing {
                 .then_with(|| ma.kind.tie_rank().cmp(&mb.kind.tie_rank()))
                 .then_with(|| id(ma.row).cmp(id(mb.row)))
         });
+        self.silent.clear();
+        self.silent
+            .extend((0..merged.len() as u32).filter(|&i| merged[i as usize].event_at.is_none()));
+        self.silent
+            .sort_unstable_by(|&a, &b| id(merged[a as usize].row).cmp(id(merged[b as usize].row)));
     }
 
     fn run(&mut self, out: &mut Vec<MessageOutcome>) {
@@ -243,11 +256,9 @@ impl Windowing {
             position[e as usize] = out.len() as u32;
             out.push(m);
         }
-        for (i, m) in self.merged.iter().enumerate() {
-            if m.event_at.is_none() {
-                position[i] = out.len() as u32;
-                out.push(*m);
-            }
+        for &i in &self.silent {
+            position[i as usize] = out.len() as u32;
+            out.push(self.merged[i as usize]);
         }
         for slot in &mut self.row_outcome {
             *slot = position[*slot as usize];

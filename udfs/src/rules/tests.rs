@@ -706,3 +706,44 @@ fn service_before_november_2024_is_billable() {
     assert_eq!(before, (vec![("service", 1)], 1, 0));
     assert_eq!(after, (vec![("service", 1)], 0, 0));
 }
+
+#[test]
+fn merge_keeps_apart_ids_whose_hashes_collide() {
+    // Two messages, three rows, every row with the same id hash: only the
+    // ids themselves tell the messages apart.
+    let mut log = Log::new(FEB_2024);
+    log.push(Some("A"), Kind::Template(M), 0.0, None);
+    log.push(Some("B"), Kind::Template(U), 1.0, Some(1.0));
+    log.push(Some("A"), Kind::Template(M), 0.0, Some(0.5));
+    for row in &mut log.rows {
+        row.id_hash = 42;
+    }
+    let mut w = Windowing::new(RuleChoice::Auto);
+    let mut out = vec![];
+    w.run_pair(&log.rows, |i| log.ids[i as usize].as_bytes(), &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].delivered_at, log.rows[2].delivered_at);
+    assert_eq!(w.outcome_of_row(0), w.outcome_of_row(2));
+    assert_ne!(w.outcome_of_row(0), w.outcome_of_row(1));
+}
+
+#[test]
+fn undelivered_messages_come_last_in_id_order_whatever_the_row_order() {
+    let order = |ids: [&str; 3]| -> Vec<String> {
+        let mut log = Log::new(FEB_2024);
+        for (n, id) in ids.iter().enumerate() {
+            log.push(Some(id), Kind::Template(M), n as f64, None);
+        }
+        log.push(Some("D"), Kind::Template(U), 5.0, Some(5.0));
+        let mut w = Windowing::new(RuleChoice::Auto);
+        let mut out = vec![];
+        w.run_pair(&log.rows, |i| log.ids[i as usize].as_bytes(), &mut out)
+            .unwrap();
+        out.iter()
+            .map(|m| log.ids[m.row as usize].clone())
+            .collect()
+    };
+    assert_eq!(order(["C", "A", "B"]), ["D", "A", "B", "C"]);
+    assert_eq!(order(["B", "C", "A"]), ["D", "A", "B", "C"]);
+}
