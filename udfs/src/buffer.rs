@@ -12,13 +12,15 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringViewArray, UInt8Array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringViewArray, StructArray,
+    UInt8Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt8Type};
 use datafusion::common::{exec_datafusion_err, Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
+use crate::by_key::KeyCodes;
 use crate::columns::{self, Code, LogBatch};
 use crate::rules::{MessageOutcome, Row, RuleChoice, Windowing};
 
@@ -55,6 +57,9 @@ struct Packed {
     sent_at: i64,
     /// `NOT_DELIVERED` where not delivered.
     delivered_at: i64,
+    /// The customer's key code in the by-key form ([`crate::by_key`]); 0
+    /// otherwise.
+    key: u64,
     /// The id's bytes when it fits ([`INLINE_ID`] bytes or fewer); else its
     /// start in `id_bytes` (bytes 0..8) and its `rules::id_hash` (8..16).
     /// Ids usually fit, so they move with their row when the buffer is
@@ -77,6 +82,7 @@ impl LogRows {
         sent_at: i64,
         delivered_at: Option<i64>,
         id: &[u8],
+        key: u64,
     ) {
         let mut inline = [0u8; INLINE_ID];
         if id.len() <= INLINE_ID {
@@ -89,6 +95,7 @@ impl LogRows {
         self.rows.push(Packed {
             sent_at,
             delivered_at: delivered_at.unwrap_or(NOT_DELIVERED),
+            key,
             id: inline,
             id_len: u32::try_from(id.len()).expect("a message id under 4 GiB"),
             code,
@@ -178,6 +185,10 @@ impl LogRows {
 
     fn code(&self, row: u32) -> Code {
         self.rows[row as usize].code
+    }
+
+    fn key(&self, row: u32) -> u64 {
+        self.rows[row as usize].key
     }
 
     fn row(&self, row: u32) -> Row {
@@ -281,6 +292,76 @@ impl LogRows {
         GroupIndex { base, starts }
     }
 
+    /// Reorders one group's rows (`range`) by key, in place, and lists each
+    /// key's rows in `split.runs`, by key code. A group (a bucket of the
+    /// by-key form) holds the rows of a handful of customers: a small hash
+    /// table finds each row's key, and a counting sort moves the rows, all
+    /// within the cache.
+    fn split_by_key(&mut self, range: std::ops::Range<usize>, split: &mut KeySplit) {
+        const EMPTY: u32 = u32::MAX;
+        let n = range.len();
+        let slots = (n * 2).next_power_of_two().max(16);
+        let mask = slots - 1;
+        split.runs.clear();
+        split.keys.clear();
+        split.local.clear();
+        split.table.clear();
+        split.table.resize(slots, EMPTY);
+        for p in &self.rows[range.clone()] {
+            let mut slot = (p.key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & mask;
+            loop {
+                let at = split.table[slot];
+                if at == EMPTY {
+                    split.table[slot] = split.keys.len() as u32;
+                    split.local.push(split.keys.len() as u32);
+                    split.keys.push(p.key);
+                    break;
+                }
+                if split.keys[at as usize] == p.key {
+                    split.local.push(at);
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+        if split.keys.len() == 1 {
+            split.runs.push((split.keys[0], range));
+            return;
+        }
+        // Keys in code order, so every aggregate of a plan lists a group's
+        // customers in the same order whatever order the rows came in.
+        split.order.clear();
+        split.order.extend(0..split.keys.len() as u32);
+        let keys = &split.keys;
+        split.order.sort_unstable_by_key(|&k| keys[k as usize]);
+        split.rank.clear();
+        split.rank.resize(keys.len(), 0);
+        for (r, &k) in split.order.iter().enumerate() {
+            split.rank[k as usize] = r as u32;
+        }
+        split.next.clear();
+        split.next.resize(keys.len() + 1, 0);
+        for &l in &split.local {
+            split.next[split.rank[l as usize] as usize + 1] += 1;
+        }
+        split.next[0] = range.start;
+        for r in 0..keys.len() {
+            split.next[r + 1] += split.next[r];
+        }
+        for (r, &k) in split.order.iter().enumerate() {
+            split
+                .runs
+                .push((keys[k as usize], split.next[r]..split.next[r + 1]));
+        }
+        split.rows.clear();
+        split.rows.extend_from_slice(&self.rows[range]);
+        for (p, &l) in split.rows.iter().zip(&split.local) {
+            let r = split.rank[l as usize] as usize;
+            self.rows[split.next[r]] = *p;
+            split.next[r] += 1;
+        }
+    }
+
     /// Keeps only the rows of groups `>= base`, renumbered from 0, in place
     /// and in their order (so a clustered buffer stays clustered), then
     /// gives the freed tail back. Copying the live rows into new buffers
@@ -309,6 +390,21 @@ impl LogRows {
         self.group.shrink_to_fit();
         self.rows.shrink_to_fit();
     }
+}
+
+/// Scratch space of [`LogRows::split_by_key`], reused group after group.
+#[derive(Debug, Default)]
+struct KeySplit {
+    table: Vec<u32>,
+    keys: Vec<u64>,
+    /// Each row's index into `keys`.
+    local: Vec<u32>,
+    order: Vec<u32>,
+    rank: Vec<u32>,
+    next: Vec<usize>,
+    rows: Vec<Packed>,
+    /// Each key's code and rows.
+    runs: Vec<(u64, std::ops::Range<usize>)>,
 }
 
 /// Where each group's rows start in the sorted buffer, built once and
@@ -377,6 +473,13 @@ pub struct WindowingGroups<O: PairOutput> {
     output: O,
     pair_rows: Vec<Row>,
     outcomes: Vec<MessageOutcome>,
+    /// The by-key form's key codes; `None` in the other forms.
+    keys: Option<KeyCodes>,
+    split: KeySplit,
+    /// By-key evaluation: each customer's key code, and how many customers
+    /// each group emitted has.
+    pair_keys: Vec<u64>,
+    pairs_per_group: Vec<usize>,
 }
 
 impl<O: PairOutput> WindowingGroups<O> {
@@ -390,7 +493,73 @@ impl<O: PairOutput> WindowingGroups<O> {
             output,
             pair_rows: vec![],
             outcomes: vec![],
+            keys: None,
+            split: KeySplit::default(),
+            pair_keys: vec![],
+            pairs_per_group: vec![],
         }
+    }
+
+    /// The by-key form when the arguments (of these types) are it.
+    pub fn with_arg_types(mut self, types: &[&DataType]) -> Self {
+        if crate::by_key::is_by_key(types) {
+            self.keys = Some(KeyCodes::new(types[0].clone()));
+        }
+        self
+    }
+
+    /// The key column (as views) and the log columns of `values`.
+    fn split_key<'v>(
+        &self,
+        values: &'v [ArrayRef],
+    ) -> Result<(Option<StringViewArray>, &'v [ArrayRef])> {
+        if self.keys.is_none() {
+            return Ok((None, values));
+        }
+        let key = columns::text_as_views(&values[0]).ok_or_else(|| {
+            exec_datafusion_err!(
+                "a by-key key must be a string, got {}",
+                values[0].data_type()
+            )
+        })?;
+        Ok((Some(key), &values[1..]))
+    }
+
+    fn key_code(&mut self, key: Option<&StringViewArray>, i: usize) -> u64 {
+        match (&mut self.keys, key) {
+            (Some(codes), Some(key)) => codes.encode(key.is_valid(i).then(|| key.value(i))),
+            _ => 0,
+        }
+    }
+
+    /// The by-key value of the groups just evaluated: per group, the list
+    /// of its customers' `{key, value}`.
+    fn per_key_lists(&self, keys: &KeyCodes, values: ArrayRef) -> Result<ArrayRef> {
+        let key_array = keys.decode(&self.pair_keys, &keys.data_type)?;
+        let fields = crate::by_key::struct_fields(&keys.data_type, values.data_type().clone());
+        let structs = StructArray::try_new(fields.clone(), vec![key_array, values], None)?;
+        let mut ends = Vec::with_capacity(self.pairs_per_group.len() + 1);
+        ends.push(0i32);
+        ends.extend(self.pairs_per_group.iter().map(|&e| e as i32));
+        Ok(Arc::new(ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Struct(fields), false)),
+            OffsetBuffer::new(ends.into()),
+            Arc::new(structs),
+            None,
+        )?))
+    }
+
+    /// Runs the rules over the buffered rows `rows` (one pair's) and adds
+    /// the pair's value to the output.
+    fn run_rows(&mut self, rows: std::ops::Range<usize>) -> Result<()> {
+        let first = rows.start as u32;
+        self.pair_rows.clear();
+        self.pair_rows.extend(rows.map(|r| self.log.row(r as u32)));
+        let log = &self.log;
+        self.windowing
+            .run_pair(&self.pair_rows, |i| log.id(first + i), &mut self.outcomes)
+            .map_err(|e| exec_datafusion_err!("{e}"))?;
+        self.output.push_group(&self.log, first, &self.outcomes)
     }
 
     fn push(
@@ -400,9 +569,10 @@ impl<O: PairOutput> WindowingGroups<O> {
         sent_at: i64,
         delivered_at: Option<i64>,
         id: &[u8],
+        key: u64,
     ) {
         self.log
-            .push(self.base + group, code, sent_at, delivered_at, id);
+            .push(self.base + group, code, sent_at, delivered_at, id, key);
     }
 
     /// Starts emitting: how many groups, with the index ready.
@@ -449,6 +619,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
+        let (key, values) = self.split_key(values)?;
         let batch = LogBatch::try_new(values)?;
         self.num_groups = self.num_groups.max(total_num_groups);
         self.index = None;
@@ -457,12 +628,14 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 continue;
             }
             let code = batch.code(i)?;
+            let key = self.key_code(key.as_ref(), i);
             self.push(
                 group,
                 code,
                 batch.sent_at.value(i),
                 batch.delivered_at(i),
                 batch.id(i),
+                key,
             );
         }
         Ok(())
@@ -472,24 +645,34 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         let n = self.begin_emit(emit_to);
         let index = self.index.take().expect("built by begin_emit");
         self.output.begin(n);
+        self.pair_keys.clear();
+        self.pairs_per_group.clear();
         for g in self.base..self.base + n {
             let rows = index.rows(g);
-            let first = rows.start as u32;
-            self.pair_rows.clear();
-            self.pair_rows.extend(rows.map(|r| self.log.row(r as u32)));
-            let log = &self.log;
-            self.windowing
-                .run_pair(&self.pair_rows, |i| log.id(first + i), &mut self.outcomes)
-                .map_err(|e| exec_datafusion_err!("{e}"))?;
-            self.output.push_group(&self.log, first, &self.outcomes)?;
+            if self.keys.is_none() {
+                self.run_rows(rows)?;
+                continue;
+            }
+            let mut split = std::mem::take(&mut self.split);
+            self.log.split_by_key(rows, &mut split);
+            for (key, rows) in split.runs.drain(..) {
+                self.run_rows(rows)?;
+                self.pair_keys.push(key);
+            }
+            self.pairs_per_group.push(self.pair_keys.len());
+            self.split = split;
         }
-        let result = self.output.finish()?;
+        let values = self.output.finish()?;
         self.index = Some(index);
         self.end_emit(n);
-        Ok(result)
+        match &self.keys {
+            None => Ok(values),
+            Some(keys) => self.per_key_lists(keys, values),
+        }
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let keyed = self.keys.is_some();
         let n = self.begin_emit(emit_to);
         let index = self.index.as_ref().expect("built by begin_emit");
         let first = self.base - index.base;
@@ -509,8 +692,14 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         let ids: StringViewArray = ids.finish();
         let sent: Int64Array = order.clone().map(|r| self.log.sent_at(r)).collect();
         let delivered: Int64Array = order.clone().map(|r| self.log.delivered_at(r)).collect();
-        let codes: UInt8Array = order.map(|r| self.log.code(r)).collect();
-        let fields = state_fields("");
+        let codes: UInt8Array = order.clone().map(|r| self.log.code(r)).collect();
+        let key_codes: Vec<u64> = if keyed {
+            order.map(|r| self.log.key(r)).collect()
+        } else {
+            vec![]
+        };
+        let mut fields = state_fields("");
+        fields.push(crate::by_key::key_state_field(""));
         let list = |i: usize, values: ArrayRef| -> Result<ArrayRef> {
             let DataType::List(item) = fields[i].data_type() else {
                 unreachable!("state fields are lists")
@@ -522,12 +711,15 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 None,
             )?))
         };
-        let state = vec![
+        let mut state = vec![
             list(0, Arc::new(ids))?,
             list(1, Arc::new(sent))?,
             list(2, Arc::new(delivered))?,
             list(3, Arc::new(codes))?,
         ];
+        if let Some(keys) = &self.keys {
+            state.push(list(4, keys.decode(&key_codes, &DataType::Utf8View)?)?);
+        }
         self.end_emit(n);
         Ok(state)
     }
@@ -545,16 +737,27 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         let sent = lists[1].values().as_primitive::<Int64Type>();
         let delivered = lists[2].values().as_primitive::<Int64Type>();
         let codes = lists[3].values().as_primitive::<UInt8Type>();
+        let keys = match (&self.keys, lists.get(4)) {
+            (None, _) => None,
+            (Some(_), Some(keys)) => Some(keys.values().as_string_view().clone()),
+            (Some(_), None) => {
+                return Err(exec_datafusion_err!(
+                    "a by-key windowing state without its keys"
+                ))
+            }
+        };
         let offsets = lists[0].value_offsets();
         for (j, &group) in group_indices.iter().enumerate() {
             for k in offsets[j] as usize..offsets[j + 1] as usize {
                 let d = delivered.is_valid(k).then(|| delivered.value(k));
+                let key = self.key_code(keys.as_ref(), k);
                 self.push(
                     group,
                     codes.value(k),
                     sent.value(k),
                     d,
                     ids.value(k).as_bytes(),
+                    key,
                 );
             }
         }
@@ -566,6 +769,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
+        let (key, values) = self.split_key(values)?;
         let batch = LogBatch::try_new(values)?;
         let mut codes = Vec::with_capacity(batch.len());
         let mut ends = Vec::with_capacity(batch.len() + 1);
@@ -589,14 +793,23 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             as_i64(batch.delivered_at),
         ];
         if opt_filter.is_some() {
-            let mask = BooleanArray::from(keep);
+            let mask = BooleanArray::from(keep.clone());
             children = children
                 .iter()
                 .map(|c| arrow::compute::filter(c, &mask))
                 .collect::<std::result::Result<_, _>>()?;
         }
         children.push(Arc::new(UInt8Array::from(codes)));
-        state_fields("")
+        let mut fields = state_fields("");
+        if let Some(key) = key {
+            let key: ArrayRef = Arc::new(key);
+            children.push(match opt_filter {
+                Some(_) => arrow::compute::filter(&key, &BooleanArray::from(keep))?,
+                None => key,
+            });
+            fields.push(crate::by_key::key_state_field(""));
+        }
+        fields
             .iter()
             .zip(children)
             .map(|(field, values)| {
@@ -732,6 +945,7 @@ mod tests {
                     i as i64,
                     Some(-(i as i64)),
                     id.as_bytes(),
+                    0,
                 );
             }
             let row_of = |log: &LogRows, r: u32| {
@@ -777,7 +991,14 @@ mod tests {
     fn ids_short_and_long_survive_compaction_with_their_hashes() {
         let mut log = LogRows::default();
         for i in 0..300u32 {
-            log.push((i % 10) as usize, 0, i as i64, None, mixed_id(i).as_bytes());
+            log.push(
+                (i % 10) as usize,
+                0,
+                i as i64,
+                None,
+                mixed_id(i).as_bytes(),
+                0,
+            );
         }
         assert!(log.rows.iter().any(|p| p.id_len as usize > INLINE_ID));
         assert!(log.rows.iter().any(|p| p.id_len as usize == 1 + 3));
@@ -837,5 +1058,106 @@ mod tests {
         want[4] += 1; // group 4 (then renumbered 0) got one more message
         assert_eq!(got, want);
         assert!(final_.size() < 1 << 20);
+    }
+
+    /// Customers' messages per (group, key), as a keyed output lists them.
+    fn per_key(a: &ArrayRef) -> Vec<(usize, Option<String>, i64)> {
+        let lists = a.as_list::<i32>();
+        let mut out = vec![];
+        for g in 0..lists.len() {
+            let pairs = lists.value(g);
+            let pairs = pairs.as_struct();
+            let keys = arrow::compute::cast(pairs.column(0), &DataType::Utf8).unwrap();
+            let keys = keys.as_string::<i32>();
+            let counts = pairs.column(1).as_primitive::<Int64Type>();
+            for p in 0..pairs.len() {
+                let key = keys.is_valid(p).then(|| keys.value(p).to_string());
+                out.push((g, key, counts.value(p)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn by_key_groups_split_rows_by_key_and_survive_state_and_merge() {
+        let n = 60;
+        let key_of = |i: usize| -> Option<&str> {
+            ["447", "0447", "x-1", "", "123456789012345678", "7"]
+                .get(i % 7)
+                .copied()
+        };
+        let keys: ArrayRef = Arc::new(arrow::array::StringViewArray::from(
+            (0..n).map(key_of).collect::<Vec<_>>(),
+        ));
+        let log = batch(n);
+        let codes = LogBatch::try_new(&log).unwrap().codes().unwrap();
+        let values: Vec<ArrayRef> = vec![
+            keys,
+            Arc::clone(&log[0]),
+            Arc::new(UInt8Array::from(codes)),
+            Arc::clone(&log[5]),
+            Arc::clone(&log[6]),
+        ];
+        let types: Vec<&DataType> = values.iter().map(|v| v.data_type()).collect();
+        let groups = 3;
+        let group_of: Vec<usize> = (0..n).map(|i| i % groups).collect();
+        let mut want = std::collections::BTreeMap::new();
+        for (i, &group) in group_of.iter().enumerate() {
+            *want
+                .entry((group, key_of(i).map(String::from)))
+                .or_insert(0i64) += 1;
+        }
+        let want: Vec<_> = want.into_iter().map(|((g, k), c)| (g, k, c)).collect();
+        let sorted = |mut v: Vec<(usize, Option<String>, i64)>| {
+            v.sort();
+            v
+        };
+        let keyed =
+            || WindowingGroups::new(RuleChoice::Auto, Count::default()).with_arg_types(&types);
+
+        let mut direct = keyed();
+        direct.log.sort_buckets = 3;
+        direct
+            .update_batch(&values, &group_of, None, groups)
+            .unwrap();
+        let got = per_key(&direct.evaluate(EmitTo::All).unwrap());
+        // Within a group, keys come in code order: digit keys by length.
+        let first: Vec<_> = got
+            .iter()
+            .filter(|p| p.0 == 0)
+            .map(|p| p.1.clone())
+            .collect();
+        assert_eq!(first.len(), 7);
+        assert_eq!(
+            first[..3],
+            [Some(String::new()), Some("7".into()), Some("447".into())]
+        );
+        assert_eq!(first[6], None);
+        assert_eq!(sorted(got), want);
+
+        // Spilled or two-phase: the state carries each row's key.
+        let mut partial = keyed();
+        partial
+            .update_batch(&values, &group_of, None, groups)
+            .unwrap();
+        let mut final_ = keyed();
+        let first_state = partial.state(EmitTo::First(1)).unwrap();
+        assert_eq!(first_state.len(), 5);
+        final_.merge_batch(&first_state, &[0], 1).unwrap();
+        let rest = partial.state(EmitTo::All).unwrap();
+        final_.merge_batch(&rest, &[1, 2], groups).unwrap();
+        assert_eq!(
+            sorted(per_key(&final_.evaluate(EmitTo::All).unwrap())),
+            want
+        );
+
+        // Skipped partial aggregation: each row its own state.
+        let state = keyed().convert_to_state(&values, None).unwrap();
+        let mut merged = keyed();
+        merged.merge_batch(&state, &group_of, groups).unwrap();
+        assert_eq!(
+            sorted(per_key(&merged.evaluate(EmitTo::All).unwrap())),
+            want
+        );
     }
 }

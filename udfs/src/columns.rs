@@ -232,9 +232,9 @@ impl<'a> Text<'a> {
     }
 }
 
-/// Message ids as views: plain strings are viewed in place, without
-/// copying their bytes.
-fn message_ids(array: &ArrayRef) -> Option<StringViewArray> {
+/// A string column (message ids, keys) as views: plain strings are viewed
+/// in place, without copying their bytes.
+pub fn text_as_views(array: &ArrayRef) -> Option<StringViewArray> {
     match array.data_type() {
         DataType::Utf8 => Some(StringViewArray::from(array.as_string::<i32>())),
         DataType::LargeUtf8 => Some(StringViewArray::from(array.as_string::<i64>())),
@@ -269,9 +269,11 @@ pub fn is_compact(args: usize, second: Option<&DataType>) -> bool {
 }
 
 /// Index of the first argument after the log columns (a rule set or
-/// category constant), in either form.
-pub fn trailing_arg_index(args: usize, second: Option<&DataType>) -> usize {
-    if is_compact(args, second) {
+/// category constant), in any form.
+pub fn trailing_arg_index(types: &[&DataType]) -> usize {
+    if crate::by_key::is_by_key(types) {
+        COMPACT_ARGS + 1
+    } else if is_compact(types.len(), types.get(1).copied()) {
         COMPACT_ARGS
     } else {
         LOG_ARGS.len()
@@ -326,7 +328,7 @@ impl<'a> LogBatch<'a> {
         let s = |i: usize| -> Result<Text<'a>> {
             Text::try_new(&values[i]).ok_or_else(|| must_be_text(i))
         };
-        let message_id = message_ids(&values[0]).ok_or_else(|| must_be_text(0))?;
+        let message_id = text_as_views(&values[0]).ok_or_else(|| must_be_text(0))?;
         let t = |i: usize| -> Result<&'a TimestampMicrosecondArray> {
             values[i]
                 .as_primitive_opt::<TimestampMicrosecondType>()

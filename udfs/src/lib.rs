@@ -5,6 +5,8 @@
 //! [`register_all`] adds them all to a session.
 
 mod buffer;
+pub mod by_key;
+mod by_key_plan;
 pub mod columns;
 mod docs;
 mod literal;
@@ -13,6 +15,7 @@ pub mod rules;
 pub mod single_phase;
 pub mod wa_conversation_count;
 pub mod wa_conversations;
+pub mod wa_key_bucket;
 pub mod wa_label;
 pub mod wa_messages;
 pub mod wa_row_code;
@@ -25,18 +28,20 @@ pub use phone_country::phone_country_udf;
 pub use single_phase::single_phase_windowing_rule;
 pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
+pub use wa_key_bucket::wa_key_bucket_udf;
 pub use wa_label::wa_label_udwf;
 pub use wa_messages::wa_messages_udaf;
 pub use wa_row_code::wa_row_code_udf;
 
 /// Names of every function this crate adds (for completion and `\h`).
-pub const FUNCTION_NAMES: [&str; 6] = [
+pub const FUNCTION_NAMES: [&str; 7] = [
     "wa_conversations",
     "wa_conversation_count",
     "wa_messages",
     "wa_label",
     "phone_country",
     "wa_row_code",
+    "wa_key_bucket",
 ];
 
 /// Registers every wausage function with a session.
@@ -47,6 +52,7 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udwf(wa_label_udwf().as_ref().clone());
     ctx.register_udf(phone_country_udf().as_ref().clone());
     ctx.register_udf(wa_row_code_udf().as_ref().clone());
+    ctx.register_udf(wa_key_bucket_udf().as_ref().clone());
 }
 
 /// Registers every wausage function with any function registry: a
@@ -59,5 +65,6 @@ pub fn register_all_in(registry: &mut dyn FunctionRegistry) -> datafusion::commo
     registry.register_udwf(wa_label_udwf())?;
     registry.register_udf(phone_country_udf())?;
     registry.register_udf(wa_row_code_udf())?;
+    registry.register_udf(wa_key_bucket_udf())?;
     Ok(())
 }

@@ -28,6 +28,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
+use crate::by_key_plan::by_key_plan;
 use crate::columns::{COMPACT_ARGS, LOG_ARGS};
 use crate::wa_row_code_udf;
 
@@ -101,11 +102,11 @@ fn single_phase(
     {
         return Ok(None);
     }
-    let (with_keys, keys, aggr_expr) = match compact_rows(partial, config)? {
-        Some(compact) => compact,
+    let (with_keys, keys, aggr_expr, compact) = match compact_rows(partial, config)? {
+        Some((projection, keys, aggr_expr)) => (projection, keys, aggr_expr, true),
         None => {
             let (projection, keys) = all_columns_and_keys(partial)?;
-            (projection, keys, partial.aggr_expr().to_vec())
+            (projection, keys, partial.aggr_expr().to_vec(), false)
         }
     };
     let rows = Arc::new(RepartitionExec::try_new(
@@ -119,23 +120,42 @@ fn single_phase(
         Some(viewed) => (viewed, true),
         None => (rows as _, false),
     };
-    let single: Arc<dyn ExecutionPlan> = Arc::new(
-        AggregateExec::try_new(
-            AggregateMode::SinglePartitioned,
-            PhysicalGroupBy::new_single(keys),
-            aggr_expr,
-            partial.filter_expr().to_vec(),
+    let by_key = match compact {
+        true => by_key_plan(
             Arc::clone(&input),
-            input.schema(),
-        )?
-        .with_limit_options(last.limit_options()),
-    );
+            &keys,
+            &aggr_expr,
+            &last.schema(),
+            config,
+        )?,
+        false => None,
+    };
+    let single: Arc<dyn ExecutionPlan> = match by_key {
+        Some(plan) => plan,
+        None => Arc::new(
+            AggregateExec::try_new(
+                AggregateMode::SinglePartitioned,
+                PhysicalGroupBy::new_single(keys),
+                aggr_expr,
+                partial.filter_expr().to_vec(),
+                Arc::clone(&input),
+                input.schema(),
+            )?
+            .with_limit_options(last.limit_options()),
+        ),
+    };
     let planned = if viewed {
         cast_back(single, &last.schema())?
     } else {
         single
     };
     if planned.schema() != last.schema() {
+        #[cfg(debug_assertions)]
+        eprintln!(
+            "SinglePhaseWindowing: schema mismatch\n{:?}\n{:?}",
+            planned.schema(),
+            last.schema()
+        );
         return Ok(None);
     }
     Ok(Some(planned))
@@ -423,5 +443,53 @@ mod tests {
         )
         .await;
         assert!(plan.contains("mode=Partial"), "{plan}");
+    }
+
+    /// Rows of many accounts and customers, keys of every shape: phone
+    /// numbers with and without '+', a leading zero, a letter, NULL.
+    const MIXED_LOG: &str = "CREATE TABLE mixed AS SELECT
+        'm' || CAST(i AS VARCHAR) AS message_id,
+        'acct-' || CAST(i % 3 AS VARCHAR) AS account_id,
+        CASE i % 9 WHEN 0 THEN NULL WHEN 1 THEN 'cust-x' WHEN 2 THEN '0' || CAST(i % 5 AS VARCHAR)
+             WHEN 3 THEN CAST(i % 5 AS VARCHAR) ELSE '+62811' || CAST(i % 7 AS VARCHAR) END AS customer_id,
+        CASE WHEN i % 4 = 0 THEN 'inbound' ELSE 'outbound' END AS direction,
+        CASE WHEN i % 4 = 3 THEN 'free_form' ELSE 'template' END AS message_type,
+        CASE i % 3 WHEN 0 THEN 'marketing' WHEN 1 THEN 'utility' ELSE 'authentication' END AS category,
+        CASE WHEN i % 4 = 0 THEN 'received' ELSE 'delivered' END AS status,
+        to_timestamp(1706745600 + i * 2220) AS sent_at,
+        to_timestamp(1706745600 + i * 2220) AS delivered_at,
+        CAST(NULL AS VARCHAR) AS entry_point
+        FROM generate_series(0, 599) AS t(i)";
+
+    #[tokio::test]
+    async fn two_keys_group_by_bucket_and_split_by_key_with_the_same_answer() {
+        let query = "SELECT account_id, ltrim(customer_id, '+') AS c,
+            wa_conversation_count(message_id, direction, message_type, category, status,
+                                  sent_at, delivered_at, entry_point) AS n,
+            wa_messages(message_id, direction, message_type, category, status,
+                        sent_at, delivered_at, entry_point) AS m
+            FROM mixed GROUP BY account_id, ltrim(customer_id, '+') ORDER BY 1, 2";
+        let with = session(true).await;
+        let without = session(false).await;
+        for ctx in [&with, &without] {
+            ctx.sql(MIXED_LOG).await.unwrap().collect().await.unwrap();
+        }
+        let plan = text(&with, &format!("EXPLAIN {query}")).await;
+        assert!(plan.contains("wa_key_bucket(__wa_group_key_1"), "{plan}");
+        assert!(plan.contains("UnnestExec"), "{plan}");
+        let answer = text(&with, query).await;
+        assert_eq!(answer, text(&without, query).await);
+        // Every (account, customer) is one row, the NULL customer too.
+        let rows = answer.lines().filter(|l| l.starts_with("| acct-")).count();
+        let distinct = text(
+            &without,
+            "SELECT count(*) AS pairs FROM (SELECT DISTINCT account_id, ltrim(customer_id, '+') FROM mixed)",
+        )
+        .await;
+        assert!(
+            distinct.contains(&format!("| {rows} ")),
+            "{rows} rows, {distinct}"
+        );
+        assert!(answer.contains("| cust-x "), "{answer}");
     }
 }

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::buffer::{state_fields, LogRows, PairOutput, SingleGroup, WindowingGroups};
+use crate::buffer::{LogRows, PairOutput, SingleGroup, WindowingGroups};
 use crate::columns::coerce_log_args;
 use crate::literal::constant_string;
 use crate::rules::{ConversationCategory, MessageOutcome, RuleChoice};
@@ -66,8 +66,8 @@ impl AggregateUDFImpl for WaConversationCount {
         coerce_log_args(self.name(), arg_types, 1)
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Int64)
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(crate::by_key::return_type(arg_types, DataType::Int64))
     }
 
     fn is_nullable(&self) -> bool {
@@ -79,7 +79,7 @@ impl AggregateUDFImpl for WaConversationCount {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
+        Ok(crate::by_key::state_fields(args.name, args.input_fields))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -94,7 +94,8 @@ impl AggregateUDFImpl for WaConversationCount {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(self.groups(&args)?))
+        let types = crate::by_key::arg_types(&args);
+        Ok(Box::new(self.groups(&args)?.with_arg_types(&types)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::buffer::{state_fields, LogRows, PairOutput, SingleGroup, WindowingGroups};
+use crate::buffer::{LogRows, PairOutput, SingleGroup, WindowingGroups};
 use crate::columns::{coerce_log_args, field, timestamp_type};
 use crate::rules::{MessageOutcome, RuleChoice};
 
@@ -81,8 +81,8 @@ impl AggregateUDFImpl for WaConversations {
         coerce_log_args(self.name(), arg_types, 0)
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(return_type())
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(crate::by_key::return_type(arg_types, return_type()))
     }
 
     fn is_nullable(&self) -> bool {
@@ -90,7 +90,7 @@ impl AggregateUDFImpl for WaConversations {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
+        Ok(crate::by_key::state_fields(args.name, args.input_fields))
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -103,9 +103,10 @@ impl AggregateUDFImpl for WaConversations {
 
     fn create_groups_accumulator(
         &self,
-        _args: AccumulatorArgs,
+        args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(self.groups()))
+        let types = crate::by_key::arg_types(&args);
+        Ok(Box::new(self.groups().with_arg_types(&types)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

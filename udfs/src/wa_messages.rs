@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::buffer::{state_fields, LogRows, PairOutput, SingleGroup, WindowingGroups};
+use crate::buffer::{LogRows, PairOutput, SingleGroup, WindowingGroups};
 use crate::columns::{coerce_log_args, field, nullable, timestamp_type};
 use crate::literal::constant_string;
 use crate::rules::{Kind, MessageOutcome, RuleChoice, TemplateCategory};
@@ -99,8 +99,8 @@ impl AggregateUDFImpl for WaMessages {
         coerce_log_args(self.name(), arg_types, 1)
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(return_type())
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(crate::by_key::return_type(arg_types, return_type()))
     }
 
     fn is_nullable(&self) -> bool {
@@ -108,7 +108,7 @@ impl AggregateUDFImpl for WaMessages {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
+        Ok(crate::by_key::state_fields(args.name, args.input_fields))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -123,7 +123,8 @@ impl AggregateUDFImpl for WaMessages {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(groups(&args)?))
+        let types = crate::by_key::arg_types(&args);
+        Ok(Box::new(groups(&args)?.with_arg_types(&types)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -150,8 +151,7 @@ pub fn rule_choice(args: &AccumulatorArgs, index: usize) -> Result<RuleChoice> {
 
 /// Index of the constant after the log columns, in the form the plan uses.
 pub fn trailing_arg(args: &AccumulatorArgs) -> usize {
-    let fields = args.expr_fields;
-    crate::columns::trailing_arg_index(fields.len(), fields.get(1).map(|f| f.data_type()))
+    crate::columns::trailing_arg_index(&crate::by_key::arg_types(args))
 }
 
 fn groups(args: &AccumulatorArgs) -> Result<WindowingGroups<MessagesOutput>> {
