@@ -84,6 +84,8 @@ async fn run_statement(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let cancel = tokio::signal::ctrl_c();
     tokio::pin!(cancel);
+    let lost = lost_executor();
+    tokio::pin!(lost);
     loop {
         tokio::select! {
             next = stream.next() => match next {
@@ -96,6 +98,10 @@ async fn run_statement(
                 None => break,
             },
             _ = tick.tick() => progress.update(rows),
+            error = &mut lost => {
+                progress.finish();
+                return Err(error);
+            }
             _ = &mut cancel => {
                 progress.finish();
                 return Err(WaError::Query(datafusion::common::DataFusionError::Execution(
@@ -107,6 +113,15 @@ async fn run_statement(
     progress.finish();
     sink.finish()?;
     Ok(rows)
+}
+
+/// On a cluster, the error to stop with once an executor is lost and the
+/// query does not finish; never resolves on a local session.
+async fn lost_executor() -> WaError {
+    #[cfg(feature = "cluster")]
+    return crate::cluster::lost_executor().await;
+    #[cfg(not(feature = "cluster"))]
+    std::future::pending().await
 }
 
 /// A spinner on stderr, shown only on a terminal and after one second.

@@ -75,6 +75,57 @@ pub async fn check_ready(url: &str) -> Result<()> {
     }
 }
 
+/// The scheduler this process's `--cluster` session sends queries to.
+static SCHEDULER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// How long a query may go on after the scheduler has lost one of the
+/// executors it started with. Ballista reruns a lost executor's tasks on
+/// the others, and usually finishes; but Ballista 55 sometimes leaves such
+/// a job running forever, and a scheduled report must end.
+const LOST_EXECUTOR_GRACE: Duration = Duration::from_secs(30);
+
+/// Resolves, with the error to report, once the cluster has had fewer
+/// executors than at the start of the query for [`LOST_EXECUTOR_GRACE`];
+/// never resolves without a `--cluster` session. The caller drops the
+/// query's stream then, so nothing is written and the exit code is 1.
+pub async fn lost_executor() -> WaError {
+    let Some(url) = SCHEDULER.get() else {
+        return std::future::pending().await;
+    };
+    let Ok((host, port)) = parse_cluster_url(url) else {
+        return std::future::pending().await;
+    };
+    let addr = format!("{host}:{port}");
+    let executors = || async {
+        let (_, body) = readyz(&addr).await.ok()?;
+        // `ready: 2 executors registered`
+        body.split(|c: char| !c.is_ascii_digit())
+            .find(|d| !d.is_empty())?
+            .parse::<usize>()
+            .ok()
+    };
+    let at_start = executors().await;
+    let mut lost_since: Option<std::time::Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match (at_start, executors().await) {
+            (Some(start), Some(now)) if now < start => {
+                let since = *lost_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= LOST_EXECUTOR_GRACE {
+                    return WaError::Input(format!(
+                        "--cluster {url}: an executor was lost while the query ran \
+                         ({now} of {start} left), and the cluster had not finished the query \
+                         {} s later; nothing was written: run it again",
+                        LOST_EXECUTOR_GRACE.as_secs()
+                    ));
+                }
+            }
+            _ => lost_since = None,
+        }
+    }
+}
+
 /// `GET /readyz` on the scheduler at `addr`: the HTTP status and the body
 /// (`ready: 2 executors registered`).
 pub(super) async fn readyz(addr: &str) -> std::io::Result<(String, String)> {
@@ -140,6 +191,7 @@ pub async fn remote_context(
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext> {
     check_ready(url).await?;
+    let _ = SCHEDULER.set(url.to_string());
     let state = SessionStateBuilder::new()
         .with_config(client_config(config)?)
         .with_runtime_env(runtime)
