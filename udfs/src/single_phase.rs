@@ -150,12 +150,6 @@ fn single_phase(
         single
     };
     if planned.schema() != last.schema() {
-        #[cfg(debug_assertions)]
-        eprintln!(
-            "SinglePhaseWindowing: schema mismatch\n{:?}\n{:?}",
-            planned.schema(),
-            last.schema()
-        );
         return Ok(None);
     }
     Ok(Some(planned))
