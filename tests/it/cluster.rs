@@ -165,9 +165,9 @@ fn spawn(args: &[&str], log: &Path) -> Child {
         .unwrap()
 }
 
-/// Runs the binary (locally, or on the cluster with `url`) and returns
-/// its output; `args` follow the global options.
-fn run(data: &Path, url: Option<&str>, args: &[&str]) -> Output {
+/// The binary's command, local or on the cluster with `url`, reading
+/// `data` as CSV output, with no user environment or config.
+fn wausage(data: &Path, url: Option<&str>) -> Command {
     let mut c = Command::new(BIN);
     c.env_remove("WAUSAGE_DATA")
         .env_remove("WAUSAGE_RULES")
@@ -180,24 +180,22 @@ fn run(data: &Path, url: Option<&str>, args: &[&str]) -> Output {
     if let Some(url) = url {
         c.args(["--cluster", url]);
     }
-    c.args(args).stdin(Stdio::null()).output().unwrap()
+    c
+}
+
+/// Runs the binary (locally, or on the cluster with `url`) and returns
+/// its output; `args` follow the global options.
+fn run(data: &Path, url: Option<&str>, args: &[&str]) -> Output {
+    wausage(data, url)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// The REPL (locally, or on the cluster with `url`) reading `input` piped.
 fn run_repl(data: &Path, url: Option<&str>, input: &str) -> Output {
-    let mut c = Command::new(BIN);
-    c.env_remove("WAUSAGE_DATA")
-        .env_remove("WAUSAGE_RULES")
-        .env_remove("WAUSAGE_CLUSTER")
-        .env(
-            "XDG_CONFIG_HOME",
-            std::env::temp_dir().join("wausage-test-config"),
-        )
-        .args(["--data", data.to_str().unwrap(), "--format", "csv"]);
-    if let Some(url) = url {
-        c.args(["--cluster", url]);
-    }
-    let mut child = c
+    let mut child = wausage(data, url)
         .arg("repl")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

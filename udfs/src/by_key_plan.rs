@@ -18,7 +18,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, UnnestOptions};
-use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
@@ -26,6 +26,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::unnest::{ListUnnest, UnnestExec};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::single_phase::with_args;
 use crate::wa_key_bucket_udf;
 
 /// A grouping key and its output name.
@@ -68,13 +69,7 @@ pub fn by_key_plan(
     for a in aggr_expr {
         let mut args = vec![Arc::clone(last)];
         args.extend(a.expressions());
-        let mut builder = AggregateExprBuilder::new(Arc::new(a.fun().clone()), args)
-            .schema(Arc::clone(&schema))
-            .alias(a.name());
-        if let Some(display) = a.human_display() {
-            builder = builder.human_display(display);
-        }
-        by_key.push(Arc::new(builder.build()?));
+        by_key.push(with_args(a, args, &schema)?);
     }
     let filters = vec![None; by_key.len()];
     let aggregate = Arc::new(AggregateExec::try_new(

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Result;
@@ -339,15 +339,25 @@ fn compact_rows(
             })
             .collect();
         args.extend(a.expressions().into_iter().skip(LOG_ARGS.len()));
-        let mut builder = AggregateExprBuilder::new(Arc::new(a.fun().clone()), args)
-            .schema(Arc::clone(&schema))
-            .alias(a.name());
-        if let Some(display) = a.human_display() {
-            builder = builder.human_display(display);
-        }
-        aggr_expr.push(Arc::new(builder.build()?));
+        aggr_expr.push(with_args(a, args, &schema)?);
     }
     Ok(Some((projection, keys, aggr_expr)))
+}
+
+/// Aggregate `a` (same function, name and display) over other arguments,
+/// read from `schema`.
+pub(crate) fn with_args(
+    a: &AggregateFunctionExpr,
+    args: Vec<Arc<dyn PhysicalExpr>>,
+    schema: &SchemaRef,
+) -> Result<Arc<AggregateFunctionExpr>> {
+    let mut builder = AggregateExprBuilder::new(Arc::new(a.fun().clone()), args)
+        .schema(Arc::clone(schema))
+        .alias(a.name());
+    if let Some(display) = a.human_display() {
+        builder = builder.human_display(display);
+    }
+    Ok(Arc::new(builder.build()?))
 }
 
 #[cfg(test)]
