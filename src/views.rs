@@ -38,7 +38,7 @@ fn messages_sql(extra_columns: &[String]) -> String {
     format!(
         "SELECT message_id,
        first_value(account_id) AS account_id,
-       '+' || ltrim(first_value(customer_id), '+') AS customer_id,
+       '+' || wa_customer_key(first_value(customer_id)) AS customer_id,
        phone_country(first_value(customer_id)) AS country,
        first_value(direction) AS direction,
        first_value(message_type) AS message_type,

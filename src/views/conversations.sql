@@ -11,10 +11,10 @@ SELECT account_id,
 FROM (
   SELECT account_id, customer_key, phone_country(customer_key) AS country, unnest(convs) AS c
   FROM (
-    SELECT account_id, ltrim(customer_id, '+') AS customer_key,
+    SELECT account_id, wa_customer_key(customer_id) AS customer_key,
            wa_conversations(message_id, direction, message_type, category, status,
                             sent_at, delivered_at, entry_point) AS convs
     FROM messages_raw
-    GROUP BY account_id, ltrim(customer_id, '+')
+    GROUP BY account_id, wa_customer_key(customer_id)
   )
 )

@@ -8,5 +8,5 @@ SELECT account_id,
        phone_country(customer_key) AS country,
        wa_messages(message_id, direction, message_type, category, status,
                    sent_at, delivered_at, entry_point, '{rules}') AS msgs
-FROM (SELECT *, ltrim(customer_id, '+') AS customer_key FROM messages_raw)
+FROM (SELECT *, wa_customer_key(customer_id) AS customer_key FROM messages_raw)
 GROUP BY account_id, customer_key

@@ -502,42 +502,49 @@ impl<O: PairOutput> WindowingGroups<O> {
 
     /// The by-key form when the arguments (of these types) are it.
     pub fn with_arg_types(mut self, types: &[&DataType]) -> Self {
-        if crate::by_key::is_by_key(types) {
-            self.keys = Some(KeyCodes::new(types[0].clone()));
+        let n = crate::by_key::key_count(types);
+        if n > 0 {
+            self.keys = Some(KeyCodes::new(
+                types[..n].iter().map(|&t| t.clone()).collect(),
+            ));
         }
         self
     }
 
-    /// The key column (as views) and the log columns of `values`.
+    /// The key columns (as views) and the log columns of `values`.
     fn split_key<'v>(
         &self,
         values: &'v [ArrayRef],
-    ) -> Result<(Option<StringViewArray>, &'v [ArrayRef])> {
-        if self.keys.is_none() {
-            return Ok((None, values));
-        }
-        let key = columns::text_as_views(&values[0]).ok_or_else(|| {
-            exec_datafusion_err!(
-                "a by-key key must be a string, got {}",
-                values[0].data_type()
-            )
-        })?;
-        Ok((Some(key), &values[1..]))
+    ) -> Result<(Vec<StringViewArray>, &'v [ArrayRef])> {
+        let Some(codes) = &self.keys else {
+            return Ok((vec![], values));
+        };
+        let n = codes.data_types.len();
+        let keys = values[..n]
+            .iter()
+            .map(|k| {
+                columns::text_as_views(k).ok_or_else(|| {
+                    exec_datafusion_err!("a by-key key must be a string, got {}", k.data_type())
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok((keys, &values[n..]))
     }
 
-    fn key_code(&mut self, key: Option<&StringViewArray>, i: usize) -> u64 {
-        match (&mut self.keys, key) {
-            (Some(codes), Some(key)) => codes.encode(key.is_valid(i).then(|| key.value(i))),
-            _ => 0,
+    fn key_code(&mut self, keys: &[StringViewArray], i: usize) -> u64 {
+        match &mut self.keys {
+            Some(codes) => codes.encode(keys, i),
+            None => 0,
         }
     }
 
     /// The by-key value of the groups just evaluated: per group, the list
     /// of its customers' `{key, value}`.
     fn per_key_lists(&self, keys: &KeyCodes, values: ArrayRef) -> Result<ArrayRef> {
-        let key_array = keys.decode(&self.pair_keys, &keys.data_type)?;
-        let fields = crate::by_key::struct_fields(&keys.data_type, values.data_type().clone());
-        let structs = StructArray::try_new(fields.clone(), vec![key_array, values], None)?;
+        let mut columns = keys.decode(&self.pair_keys, &keys.data_types)?;
+        let fields = crate::by_key::struct_fields(&keys.data_types, values.data_type().clone());
+        columns.push(values);
+        let structs = StructArray::try_new(fields.clone(), columns, None)?;
         let mut ends = Vec::with_capacity(self.pairs_per_group.len() + 1);
         ends.push(0i32);
         ends.extend(self.pairs_per_group.iter().map(|&e| e as i32));
@@ -619,7 +626,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let (key, values) = self.split_key(values)?;
+        let (keys, values) = self.split_key(values)?;
         let batch = LogBatch::try_new(values)?;
         self.num_groups = self.num_groups.max(total_num_groups);
         self.index = None;
@@ -628,7 +635,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 continue;
             }
             let code = batch.code(i)?;
-            let key = self.key_code(key.as_ref(), i);
+            let key = self.key_code(&keys, i);
             self.push(
                 group,
                 code,
@@ -698,10 +705,10 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         } else {
             vec![]
         };
-        let mut fields = state_fields("");
-        fields.push(crate::by_key::key_state_field(""));
+        let fields = state_fields("");
+        let key_field = crate::by_key::key_state_field("", 0);
         let list = |i: usize, values: ArrayRef| -> Result<ArrayRef> {
-            let DataType::List(item) = fields[i].data_type() else {
+            let DataType::List(item) = fields.get(i).unwrap_or(&key_field).data_type() else {
                 unreachable!("state fields are lists")
             };
             Ok(Arc::new(ListArray::try_new(
@@ -718,7 +725,10 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             list(3, Arc::new(codes))?,
         ];
         if let Some(keys) = &self.keys {
-            state.push(list(4, keys.decode(&key_codes, &DataType::Utf8View)?)?);
+            let as_views = vec![DataType::Utf8View; keys.data_types.len()];
+            for key in keys.decode(&key_codes, &as_views)? {
+                state.push(list(4, key)?);
+            }
         }
         self.end_emit(n);
         Ok(state)
@@ -737,20 +747,23 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         let sent = lists[1].values().as_primitive::<Int64Type>();
         let delivered = lists[2].values().as_primitive::<Int64Type>();
         let codes = lists[3].values().as_primitive::<UInt8Type>();
-        let keys = match (&self.keys, lists.get(4)) {
-            (None, _) => None,
-            (Some(_), Some(keys)) => Some(keys.values().as_string_view().clone()),
-            (Some(_), None) => {
-                return Err(exec_datafusion_err!(
-                    "a by-key windowing state without its keys"
-                ))
-            }
-        };
+        let n = self.keys.as_ref().map_or(0, |k| k.data_types.len());
+        if lists.len() != 4 + n {
+            return Err(exec_datafusion_err!(
+                "a windowing state of {} columns where {} were expected",
+                lists.len(),
+                4 + n
+            ));
+        }
+        let keys: Vec<StringViewArray> = lists[4..]
+            .iter()
+            .map(|k| k.values().as_string_view().clone())
+            .collect();
         let offsets = lists[0].value_offsets();
         for (j, &group) in group_indices.iter().enumerate() {
             for k in offsets[j] as usize..offsets[j + 1] as usize {
                 let d = delivered.is_valid(k).then(|| delivered.value(k));
-                let key = self.key_code(keys.as_ref(), k);
+                let key = self.key_code(&keys, k);
                 self.push(
                     group,
                     codes.value(k),
@@ -769,7 +782,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let (key, values) = self.split_key(values)?;
+        let (keys, values) = self.split_key(values)?;
         let batch = LogBatch::try_new(values)?;
         let mut codes = Vec::with_capacity(batch.len());
         let mut ends = Vec::with_capacity(batch.len() + 1);
@@ -801,13 +814,13 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         }
         children.push(Arc::new(UInt8Array::from(codes)));
         let mut fields = state_fields("");
-        if let Some(key) = key {
+        for (i, key) in keys.into_iter().enumerate() {
             let key: ArrayRef = Arc::new(key);
             children.push(match opt_filter {
-                Some(_) => arrow::compute::filter(&key, &BooleanArray::from(keep))?,
+                Some(_) => arrow::compute::filter(&key, &BooleanArray::from(keep.clone()))?,
                 None => key,
             });
-            fields.push(crate::by_key::key_state_field(""));
+            fields.push(crate::by_key::key_state_field("", i));
         }
         fields
             .iter()

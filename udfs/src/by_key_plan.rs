@@ -1,17 +1,18 @@
 //! The plan of the by-key form ([`crate::by_key`]), built by the rule in
-//! [`crate::single_phase`] over rows already hash-repartitioned by every
-//! grouping key:
+//! [`crate::single_phase`] over the compact rows (the grouping keys as
+//! columns, then the compact log columns):
 //!
 //! ```text
-//! ProjectionExec: the other keys, the key, each aggregate's value
-//!   UnnestExec: each aggregate's list of {key, value}, then its struct
-//!     AggregateExec(SinglePartitioned): GROUP BY the other keys,
-//!                                       wa_key_bucket(key); agg(key, ...)
+//! ProjectionExec: the keys, each aggregate's value
+//!   UnnestExec: each aggregate's list of {key0, …, value}, then its struct
+//!     AggregateExec(SinglePartitioned): GROUP BY __wa_bucket; agg(keys…, ...)
+//!       RepartitionExec: Hash(__wa_bucket)
+//!         ProjectionExec: the rows, and __wa_bucket = wa_key_bucket(keys…)
 //! ```
 //!
 //! Its output has the schema of the one-phase aggregate it stands for, one
-//! row per (other keys, key). Every aggregate of one plan splits a group's
-//! rows by key in key-code order, so the unnested lists line up.
+//! row per distinct keys. Every aggregate of one plan splits a group's rows
+//! by key in key-code order, so the unnested lists line up.
 
 use std::sync::Arc;
 
@@ -23,8 +24,9 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::unnest::{ListUnnest, UnnestExec};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use crate::single_phase::with_args;
 use crate::wa_key_bucket_udf;
@@ -32,82 +34,96 @@ use crate::wa_key_bucket_udf;
 /// A grouping key and its output name.
 type Key = (Arc<dyn PhysicalExpr>, String);
 
-/// The by-key plan over `input` (rows repartitioned by `keys`), or `None`
-/// when it does not apply: fewer than two keys, or a last key that is not a
-/// string column. `aggr_expr` are the compact-form aggregates; `want` is the
-/// schema of the aggregate the plan stands for.
+/// The by-key plan over `rows` (the compact rows, not yet repartitioned),
+/// into `partitions` partitions, or `None` when it does not apply: a key
+/// that is not a string column. `aggr_expr` are the compact-form
+/// aggregates; `want` is the schema of the aggregate the plan stands for.
 pub fn by_key_plan(
-    input: Arc<dyn ExecutionPlan>,
+    rows: Arc<dyn ExecutionPlan>,
     keys: &[Key],
     aggr_expr: &[Arc<AggregateFunctionExpr>],
     want: &Schema,
+    partitions: usize,
     config: &ConfigOptions,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let schema = input.schema();
-    let Some(((last, last_name), others)) = keys.split_last() else {
-        return Ok(None);
-    };
-    let key_type = last.data_type(&schema)?;
-    if others.is_empty()
-        || last.downcast_ref::<Column>().is_none()
-        || !matches!(
-            key_type,
+    let schema = rows.schema();
+    let n = keys.len();
+    for (key, _) in keys {
+        let text = matches!(
+            key.data_type(&schema)?,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        )
-    {
+        );
+        if key.downcast_ref::<Column>().is_none() || !text {
+            return Ok(None);
+        }
+    }
+    if n == 0 || want.fields().len() != n + aggr_expr.len() {
         return Ok(None);
     }
+
+    // The rows and their bucket, repartitioned by the bucket alone.
+    let key_exprs: Vec<Arc<dyn PhysicalExpr>> = keys.iter().map(|(k, _)| Arc::clone(k)).collect();
     let bucket = ScalarFunctionExpr::try_new(
         wa_key_bucket_udf(),
-        vec![Arc::clone(last)],
+        key_exprs.clone(),
         &schema,
         Arc::new(config.clone()),
     )?;
-    let mut group_by: Vec<Key> = others.to_vec();
-    group_by.push((Arc::new(bucket), "__wa_bucket".into()));
+    let mut columns: Vec<(Arc<dyn PhysicalExpr>, String)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (Arc::new(Column::new(f.name(), i)) as _, f.name().clone()))
+        .collect();
+    let bucket_column: Arc<dyn PhysicalExpr> = Arc::new(Column::new("__wa_bucket", columns.len()));
+    columns.push((Arc::new(bucket), "__wa_bucket".into()));
+    let bucketed = Arc::new(ProjectionExec::try_new(columns, rows)?);
+    let input = Arc::new(RepartitionExec::try_new(
+        bucketed,
+        Partitioning::Hash(vec![Arc::clone(&bucket_column)], partitions),
+    )?);
+    let schema = input.schema();
+
     let mut by_key = vec![];
     for a in aggr_expr {
-        let mut args = vec![Arc::clone(last)];
+        let mut args = key_exprs.clone();
         args.extend(a.expressions());
         by_key.push(with_args(a, args, &schema)?);
     }
     let filters = vec![None; by_key.len()];
     let aggregate = Arc::new(AggregateExec::try_new(
         AggregateMode::SinglePartitioned,
-        PhysicalGroupBy::new_single(group_by),
+        PhysicalGroupBy::new_single(vec![(bucket_column, "__wa_bucket".into())]),
         by_key,
         filters,
-        Arc::clone(&input),
+        input,
         schema,
     )?);
 
-    // Unnest each aggregate's list, then its struct: {key, value} columns.
+    // Unnest each aggregate's list, then its struct: key and value columns.
     let grouped = aggregate.schema();
-    let g = keys.len(); // the other keys and the bucket
-    let mut fields: Vec<Field> = grouped.fields()[..g]
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let mut fields: Vec<Field> = vec![grouped.field(0).clone()];
     let mut lists = vec![];
-    for (i, field) in grouped.fields()[g..].iter().enumerate() {
+    for (i, field) in grouped.fields()[1..].iter().enumerate() {
         let DataType::List(item) = field.data_type() else {
             return Ok(None);
         };
         let DataType::Struct(pair) = item.data_type() else {
             return Ok(None);
         };
-        let want_value = want.field(g + i);
-        fields.push(Field::new(
-            format!("__wa_key_{i}"),
-            pair[0].data_type().clone(),
-            want.field(g - 1).is_nullable(),
-        ));
+        for (j, key) in pair.iter().take(n).enumerate() {
+            fields.push(Field::new(
+                format!("__wa_key_{i}_{j}"),
+                key.data_type().clone(),
+                want.field(j).is_nullable(),
+            ));
+        }
         fields.push(Field::new(
             format!("__wa_value_{i}"),
-            pair[1].data_type().clone(),
-            want_value.is_nullable(),
+            pair[n].data_type().clone(),
+            want.field(n + i).is_nullable(),
         ));
-        lists.push(g + i);
+        lists.push(1 + i);
     }
     let unnest = Arc::new(UnnestExec::new(
         aggregate,
@@ -123,28 +139,22 @@ pub fn by_key_plan(
         UnnestOptions::default(),
     )?);
 
-    // Back to the aggregate's columns: the other keys, the key, the values.
-    let column = |i: usize, name: &str| -> (Arc<dyn PhysicalExpr>, String) {
-        (Arc::new(Column::new(name, i)), name.to_string())
-    };
+    // Back to the aggregate's columns: the keys (the first aggregate's),
+    // then every aggregate's value.
     let unnested = unnest.schema();
-    let mut columns: Vec<(Arc<dyn PhysicalExpr>, String)> = others
+    let column = |at: usize, name: &str| -> (Arc<dyn PhysicalExpr>, String) {
+        (
+            Arc::new(Column::new(unnested.field(at).name(), at)),
+            name.to_string(),
+        )
+    };
+    let mut columns: Vec<(Arc<dyn PhysicalExpr>, String)> = keys
         .iter()
         .enumerate()
-        .map(|(i, (_, name))| {
-            (
-                Arc::new(Column::new(unnested.field(i).name(), i)) as _,
-                name.clone(),
-            )
-        })
+        .map(|(j, (_, name))| column(1 + j, name))
         .collect();
-    columns.push((column(g, unnested.field(g).name()).0, last_name.clone()));
     for (i, a) in aggr_expr.iter().enumerate() {
-        let at = g + 2 * i + 1;
-        columns.push((
-            column(at, unnested.field(at).name()).0,
-            a.name().to_string(),
-        ));
+        columns.push(column(1 + i * (n + 1) + n, a.name()));
     }
     Ok(Some(Arc::new(ProjectionExec::try_new(columns, unnest)?)))
 }

@@ -124,15 +124,82 @@ pub fn row(code: Code, sent_at: i64, delivered_at: Option<i64>, id: &[u8]) -> Ro
 /// A fixed list of words, matched by their inline view where they fit.
 struct Vocabulary {
     words: Vec<(&'static str, u128)>,
+    /// A perfect hash of the words' views: [`Vocabulary::slot`] of a word's
+    /// view finds it, with no other word in its slot.
+    table: [Slot; VOCABULARY_SLOTS],
+    multiplier: u64,
+}
+
+/// One slot of [`Vocabulary::table`]: a word's view as [`view_key`] gives
+/// it, and its position; `NOT_A_WORD` when empty.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: (u64, u64),
+    position: u8,
+}
+
+const VOCABULARY_SLOTS: usize = 64;
+
+/// The part of a view that identifies its string: all of it when the string
+/// is inline (12 bytes or fewer), else its length and first four bytes (the
+/// rest of such a view says where the bytes are, not what they are).
+#[inline]
+fn view_key(view: u128) -> (u64, u64) {
+    let low = view as u64;
+    let inline = ((low as u32) <= 12) as u64;
+    (low, ((view >> 64) as u64) & inline.wrapping_neg())
 }
 
 impl Vocabulary {
     fn new(words: &[&'static str]) -> Self {
-        Self {
-            words: words
-                .iter()
-                .map(|w| (*w, make_view(w.as_bytes(), 0, 0)))
-                .collect(),
+        let words: Vec<(&'static str, u128)> = words
+            .iter()
+            .map(|w| (*w, make_view(w.as_bytes(), 0, 0)))
+            .collect();
+        let empty = Slot {
+            key: (u64::MAX, u64::MAX),
+            position: NOT_A_WORD,
+        };
+        // Odd multipliers until one puts every word in a slot of its own.
+        let mut multiplier = 0x9e37_79b9_7f4a_7c15u64;
+        loop {
+            let mut table = [empty; VOCABULARY_SLOTS];
+            let mut perfect = true;
+            for (p, (_, view)) in words.iter().enumerate() {
+                let key = view_key(*view);
+                let slot = &mut table[Self::slot_of(key, multiplier)];
+                perfect &= slot.position == NOT_A_WORD;
+                *slot = Slot {
+                    key,
+                    position: p as u8,
+                };
+            }
+            if perfect {
+                return Self {
+                    words,
+                    table,
+                    multiplier,
+                };
+            }
+            multiplier = multiplier.wrapping_add(0x2545_f491_4f6c_dd1d) | 1;
+        }
+    }
+
+    #[inline]
+    fn slot_of(key: (u64, u64), multiplier: u64) -> usize {
+        ((key.0 ^ key.1.rotate_left(17)).wrapping_mul(multiplier) >> 58) as usize
+    }
+
+    /// Position of the word a view may hold: exact for inline strings; for
+    /// longer ones a match of length and prefix that the caller confirms.
+    #[inline]
+    fn lookup(&self, view: u128) -> u8 {
+        let key = view_key(view);
+        let slot = &self.table[Self::slot_of(key, self.multiplier)];
+        if slot.key == key {
+            slot.position
+        } else {
+            NOT_A_WORD
         }
     }
 
@@ -147,26 +214,32 @@ impl Vocabulary {
                 .map_or(NOT_A_WORD, |p| p as u8)
         };
         let mut out: Vec<u8> = match text {
-            Text::View(array) => array
-                .views()
-                .iter()
-                .enumerate()
-                .map(|(i, &view)| {
-                    if (view as u32) <= 12 {
-                        self.words
-                            .iter()
-                            .position(|w| w.1 == view)
-                            .map_or(NOT_A_WORD, |p| p as u8)
-                    } else {
-                        of(array.value(i))
-                    }
-                })
-                .collect(),
+            Text::View(array) => {
+                let words = &self.words;
+                array
+                    .views()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &view)| {
+                        let p = self.lookup(view);
+                        // A long string matched only its length and prefix.
+                        if (view as u32) > 12
+                            && p != NOT_A_WORD
+                            && array.value(i) != words[p as usize].0
+                        {
+                            NOT_A_WORD
+                        } else {
+                            p
+                        }
+                    })
+                    .collect()
+            }
             Text::Plain(array) => (0..array.len()).map(|i| of(array.value(i))).collect(),
             Text::LargePlain(array) => (0..array.len()).map(|i| of(array.value(i))).collect(),
         };
         if let Some(nulls) = text.nulls() {
-            for i in (0..out.len()).filter(|&i| nulls.is_null(i)) {
+            // Only the null rows, found a word of the bitmap at a time.
+            for i in (!nulls.inner()).set_indices() {
                 out[i] = NOT_A_WORD;
             }
         }
@@ -223,6 +296,16 @@ impl<'a> Text<'a> {
         }
     }
 
+    /// Whether row `i` holds the empty string (or a null's placeholder).
+    #[inline]
+    fn is_empty_at(&self, i: usize) -> bool {
+        match self {
+            Self::View(a) => a.views()[i] as u32 == 0,
+            Self::Plain(a) => a.value_length(i) == 0,
+            Self::LargePlain(a) => a.value_length(i) == 0,
+        }
+    }
+
     fn value(&self, i: usize) -> &'a str {
         match self {
             Self::View(a) => a.value(i),
@@ -271,8 +354,9 @@ pub fn is_compact(args: usize, second: Option<&DataType>) -> bool {
 /// Index of the first argument after the log columns (a rule set or
 /// category constant), in any form.
 pub fn trailing_arg_index(types: &[&DataType]) -> usize {
-    if crate::by_key::is_by_key(types) {
-        COMPACT_ARGS + 1
+    let keys = crate::by_key::key_count(types);
+    if keys > 0 {
+        COMPACT_ARGS + keys
     } else if is_compact(types.len(), types.get(1).copied()) {
         COMPACT_ARGS
     } else {
@@ -391,31 +475,43 @@ impl<'a> LogBatch<'a> {
         let message_type = MESSAGE_TYPES.positions(w.message_type);
         let category = CATEGORIES.positions(w.category);
         let status = STATUS_WORDS.positions(w.status);
-        let usable = |i: usize| {
-            direction[i] != NOT_A_WORD
-                && message_type[i] != NOT_A_WORD
-                && status[i] != NOT_A_WORD
-                && self.message_id.is_valid(i)
-                && self.sent_at.is_valid(i)
-        };
-        (0..self.len())
-            .map(|i| {
-                if !usable(i) {
-                    return self.classify(w, i);
+        let has_nulls = self.message_id.null_count() > 0 || self.sent_at.null_count() > 0;
+        let entry_point = w.entry_point;
+        // `KINDS` order: inbound without and with an entry point, the three
+        // template categories, free-form. `NEEDS_CLASSIFY` marks a row the
+        // loop cannot code (a bad or missing value), for `classify` to word
+        // its error.
+        const NEEDS_CLASSIFY: Code = Code::MAX;
+        let mut codes: Vec<Code> = Vec::with_capacity(self.len());
+        let mut unusual = false;
+        for i in 0..self.len() {
+            let (d, t, c, s) = (direction[i], message_type[i], category[i], status[i]);
+            let kind = if d == NOT_A_WORD || t == NOT_A_WORD || s == NOT_A_WORD {
+                None
+            } else if d == 1 {
+                Some(u8::from(
+                    !entry_point.is_null(i) && !entry_point.is_empty_at(i),
+                ))
+            } else if t == 1 {
+                Some(5)
+            } else if c == NOT_A_WORD {
+                None
+            } else {
+                Some(2 + c)
+            };
+            let code = kind.map_or(NEEDS_CLASSIFY, |k| (k << 3) | s);
+            unusual |= code == NEEDS_CLASSIFY;
+            codes.push(code);
+        }
+        if unusual || has_nulls {
+            for (i, code) in codes.iter_mut().enumerate() {
+                let usable = self.message_id.is_valid(i) && self.sent_at.is_valid(i);
+                if *code == NEEDS_CLASSIFY || !usable {
+                    *code = self.classify(w, i)?;
                 }
-                // `KINDS` order: inbound without and with an entry point,
-                // the three template categories, free-form.
-                let kind = match (direction[i], message_type[i], category[i]) {
-                    (1, _, _) => {
-                        u8::from(!w.entry_point.is_null(i) && !w.entry_point.value(i).is_empty())
-                    }
-                    (_, 1, _) => 5,
-                    (_, _, NOT_A_WORD) => return self.classify(w, i),
-                    (_, _, c) => 2 + c,
-                };
-                Ok((kind << 3) | status[i])
-            })
-            .collect()
+            }
+        }
+        Ok(codes)
     }
 
     /// Classifies row `i`; an error names the message id and the bad value.
@@ -509,6 +605,9 @@ mod tests {
             Some("authentication"),
             None,
             Some("promotional-offers-long"),
+            // Length and first four bytes of "authentication": only the
+            // bytes past the view's prefix tell them apart.
+            Some("authenticatio_"),
         ];
         let statuses = [
             Some("sent"),
@@ -598,6 +697,30 @@ mod tests {
             let batch = LogBatch::try_new(&taken).unwrap();
             let one_by_one: Vec<Code> = (0..good.len()).map(|i| batch.code(i).unwrap()).collect();
             assert_eq!(batch.codes().unwrap(), one_by_one, "{text}");
+        }
+    }
+
+    #[test]
+    fn vocabulary_views_find_their_words_and_nothing_else() {
+        for vocabulary in [&*DIRECTIONS, &*MESSAGE_TYPES, &*CATEGORIES, &*STATUS_WORDS] {
+            let mut values: Vec<String> = vec![];
+            for (word, _) in &vocabulary.words {
+                values.push(word.to_string());
+                values.push(format!("{word}_"));
+                values.push(word[..word.len() - 1].to_string());
+                values.push(word.to_uppercase());
+            }
+            values.push(String::new());
+            let array = StringViewArray::from_iter_values(&values);
+            let got = vocabulary.positions(Text::View(&array));
+            for (value, p) in values.iter().zip(got) {
+                let want = vocabulary
+                    .words
+                    .iter()
+                    .position(|w| w.0 == value)
+                    .map_or(NOT_A_WORD, |p| p as u8);
+                assert_eq!(p, want, "{value:?}");
+            }
         }
     }
 }

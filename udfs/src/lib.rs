@@ -15,6 +15,7 @@ pub mod rules;
 pub mod single_phase;
 pub mod wa_conversation_count;
 pub mod wa_conversations;
+pub mod wa_customer_key;
 pub mod wa_key_bucket;
 pub mod wa_label;
 pub mod wa_messages;
@@ -28,13 +29,14 @@ pub use phone_country::phone_country_udf;
 pub use single_phase::single_phase_windowing_rule;
 pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
+pub use wa_customer_key::wa_customer_key_udf;
 pub use wa_key_bucket::wa_key_bucket_udf;
 pub use wa_label::wa_label_udwf;
 pub use wa_messages::wa_messages_udaf;
 pub use wa_row_code::wa_row_code_udf;
 
 /// Names of every function this crate adds (for completion and `\h`).
-pub const FUNCTION_NAMES: [&str; 7] = [
+pub const FUNCTION_NAMES: [&str; 8] = [
     "wa_conversations",
     "wa_conversation_count",
     "wa_messages",
@@ -42,6 +44,7 @@ pub const FUNCTION_NAMES: [&str; 7] = [
     "phone_country",
     "wa_row_code",
     "wa_key_bucket",
+    "wa_customer_key",
 ];
 
 /// Registers every wausage function with a session.
@@ -53,6 +56,7 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(phone_country_udf().as_ref().clone());
     ctx.register_udf(wa_row_code_udf().as_ref().clone());
     ctx.register_udf(wa_key_bucket_udf().as_ref().clone());
+    ctx.register_udf(wa_customer_key_udf().as_ref().clone());
 }
 
 /// Registers every wausage function with any function registry: a
@@ -66,5 +70,6 @@ pub fn register_all_in(registry: &mut dyn FunctionRegistry) -> datafusion::commo
     registry.register_udf(phone_country_udf())?;
     registry.register_udf(wa_row_code_udf())?;
     registry.register_udf(wa_key_bucket_udf())?;
+    registry.register_udf(wa_customer_key_udf())?;
     Ok(())
 }

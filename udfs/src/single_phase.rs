@@ -109,6 +109,19 @@ fn single_phase(
             (projection, keys, partial.aggr_expr().to_vec(), false)
         }
     };
+    if compact {
+        let by_key = by_key_plan(
+            Arc::clone(&with_keys) as _,
+            &keys,
+            &aggr_expr,
+            &last.schema(),
+            *partitions,
+            config,
+        )?;
+        if let Some(plan) = by_key.filter(|p| p.schema() == last.schema()) {
+            return Ok(Some(plan));
+        }
+    }
     let rows = Arc::new(RepartitionExec::try_new(
         Arc::clone(&with_keys) as _,
         Partitioning::Hash(
@@ -120,30 +133,17 @@ fn single_phase(
         Some(viewed) => (viewed, true),
         None => (rows as _, false),
     };
-    let by_key = match compact {
-        true => by_key_plan(
+    let single: Arc<dyn ExecutionPlan> = Arc::new(
+        AggregateExec::try_new(
+            AggregateMode::SinglePartitioned,
+            PhysicalGroupBy::new_single(keys),
+            aggr_expr,
+            partial.filter_expr().to_vec(),
             Arc::clone(&input),
-            &keys,
-            &aggr_expr,
-            &last.schema(),
-            config,
-        )?,
-        false => None,
-    };
-    let single: Arc<dyn ExecutionPlan> = match by_key {
-        Some(plan) => plan,
-        None => Arc::new(
-            AggregateExec::try_new(
-                AggregateMode::SinglePartitioned,
-                PhysicalGroupBy::new_single(keys),
-                aggr_expr,
-                partial.filter_expr().to_vec(),
-                Arc::clone(&input),
-                input.schema(),
-            )?
-            .with_limit_options(last.limit_options()),
-        ),
-    };
+            input.schema(),
+        )?
+        .with_limit_options(last.limit_options()),
+    );
     let planned = if viewed {
         cast_back(single, &last.schema())?
     } else {
@@ -382,6 +382,10 @@ mod tests {
         wa_conversation_count(message_id, direction, message_type, category, status,
                               sent_at, delivered_at, entry_point) AS n
         FROM log GROUP BY ltrim(customer_id, '+') ORDER BY c";
+    const COUNTS_BY_LENGTH: &str = "SELECT ltrim(customer_id, '+') AS c, length(message_id) AS l,
+        wa_conversation_count(message_id, direction, message_type, category, status,
+                              sent_at, delivered_at, entry_point) AS n
+        FROM log GROUP BY ltrim(customer_id, '+'), length(message_id) ORDER BY c, l";
 
     async fn session(with_rule: bool) -> SessionContext {
         let mut builder = SessionStateBuilder::new()
@@ -422,12 +426,22 @@ mod tests {
         // the plain-string key is grouped as a view after the repartition
         // and cast back above the aggregate.
         assert!(plan.contains("message_id@0 as __wa_message_id"), "{plan}");
+        // One string key: the by-key form, grouped by the key's bucket.
+        assert!(plan.contains("wa_key_bucket(__wa_group_key_0@0)"), "{plan}");
+        let without = session(false).await;
+        // A key that is not a string: grouped by the keys themselves, the
+        // plain-string key as a view after the repartition, cast back above.
+        let plan = text(&with, &format!("EXPLAIN {COUNTS_BY_LENGTH}")).await;
+        assert!(!plan.contains("wa_key_bucket"), "{plan}");
         assert!(
             plan.contains("CAST(__wa_group_key_0@0 AS Utf8View) as __wa_group_key_0"),
             "{plan}"
         );
         assert!(plan.contains("AS Utf8) as ltrim(log.customer_id"), "{plan}");
-        let without = session(false).await;
+        assert_eq!(
+            text(&with, COUNTS_BY_LENGTH).await,
+            text(&without, COUNTS_BY_LENGTH).await
+        );
         let two_phase = text(&without, &format!("EXPLAIN {COUNTS}")).await;
         assert!(two_phase.contains("mode=Partial"), "{two_phase}");
         let answer = text(&with, COUNTS).await;
@@ -479,7 +493,11 @@ mod tests {
             ctx.sql(MIXED_LOG).await.unwrap().collect().await.unwrap();
         }
         let plan = text(&with, &format!("EXPLAIN {query}")).await;
-        assert!(plan.contains("wa_key_bucket(__wa_group_key_1"), "{plan}");
+        assert!(
+            plan.contains("wa_key_bucket(__wa_group_key_0@0, __wa_group_key_1@1)"),
+            "{plan}"
+        );
+        assert!(plan.contains("Hash([__wa_bucket@"), "{plan}");
         assert!(plan.contains("UnnestExec"), "{plan}");
         let answer = text(&with, query).await;
         assert_eq!(answer, text(&without, query).await);

@@ -1,16 +1,17 @@
-//! `wa_key_bucket(key)`: which of [`KEY_BUCKETS`] buckets a grouping key
-//! (a customer number) falls in.
+//! `wa_key_bucket(key, ...)`: which of [`KEY_BUCKETS`] buckets a tuple of
+//! grouping keys (an account and a customer number) falls in.
 //!
 //! Analysts have no need to call it: the optimizer rule in
-//! [`crate::single_phase`] groups the windowing's rows by (account, bucket)
-//! in DataFusion's hash table and lets the windowing aggregate split each
-//! bucket into its customers by sorting, because a hash table of a million
-//! customers misses the cache on almost every row (it was a quarter of the
-//! windowing query) where one of tens of thousands of buckets stays in it.
+//! [`crate::single_phase`] groups the windowing's rows by this one bucket
+//! in DataFusion's hash table (its primitive table: one `UInt32`) and lets
+//! the windowing aggregate split each bucket into its (account, customer)
+//! pairs by sorting, because a hash table of a million customers misses the
+//! cache on almost every row (it was a quarter of the windowing query)
+//! where one of thousands of buckets stays in it.
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, AsArray, UInt32Array};
+use arrow::array::{make_view, Array, ArrayRef, AsArray, UInt32Array};
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::{
@@ -20,22 +21,82 @@ use datafusion::logical_expr::{
 
 use crate::rules::id_hash;
 
-/// Buckets per value of the other grouping keys: enough to keep a bucket to
-/// a handful of customers at a million customers, few enough that the hash
-/// table of buckets stays in the cache.
-pub const KEY_BUCKETS: u32 = 1 << 12;
+/// Buckets: enough to keep a bucket to a few hundred customers at a million
+/// customers, few enough that the hash table of buckets stays in the cache.
+pub const KEY_BUCKETS: u32 = 1 << 14;
 
-/// The bucket of one key's bytes; null keys fall in bucket 0.
-pub fn key_bucket(key: Option<&[u8]>) -> u32 {
-    key.map_or(0, |k| (id_hash(k) as u32) & (KEY_BUCKETS - 1))
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+/// What a null key adds to the hash.
+const NULL_HASH: u64 = 0x51_7cc1_b727_220a;
+
+/// The hash of a key of at most 12 bytes from its view (length and bytes,
+/// zero-padded): a function of the key alone, as for longer keys.
+#[inline]
+fn view_hash(view: u128) -> u64 {
+    ((view as u64) ^ ((view >> 64) as u64).rotate_left(29)).wrapping_mul(MIX)
 }
 
-/// The bucket of a key of at most 12 bytes from its view (length and
-/// bytes, zero-padded): a function of the key alone, as for longer keys.
-fn view_bucket(view: u128) -> u32 {
-    let mixed =
-        ((view as u64) ^ ((view >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    ((mixed >> 40) as u32) & (KEY_BUCKETS - 1)
+/// The hash of one key's bytes, whatever array it came from.
+#[inline]
+fn bytes_hash(key: &[u8]) -> u64 {
+    if key.len() <= 12 {
+        view_hash(make_view(key, 0, 0))
+    } else {
+        id_hash(key)
+    }
+}
+
+/// Folds one key's hash into a row's.
+#[inline]
+fn fold(row: u64, key: u64) -> u64 {
+    (row ^ key).rotate_left(27).wrapping_mul(MIX)
+}
+
+/// The bucket of a row's folded hash.
+#[inline]
+fn bucket_of(row: u64) -> u32 {
+    ((row >> 40) as u32) & (KEY_BUCKETS - 1)
+}
+
+/// Folds every row's key of `key` into `rows`.
+fn fold_column(key: &ArrayRef, rows: &mut [u64]) -> Result<()> {
+    match key.data_type() {
+        DataType::Utf8View => {
+            // A short key is all in its view: hash the view itself.
+            let keys = key.as_string_view();
+            for (i, (row, &view)) in rows.iter_mut().zip(keys.views()).enumerate() {
+                let hash = if keys.is_null(i) {
+                    NULL_HASH
+                } else if (view as u32) <= 12 {
+                    view_hash(view)
+                } else {
+                    id_hash(keys.value(i).as_bytes())
+                };
+                *row = fold(*row, hash);
+            }
+        }
+        DataType::Utf8 => {
+            for (row, k) in rows.iter_mut().zip(key.as_string::<i32>()) {
+                *row = fold(*row, k.map_or(NULL_HASH, |k| bytes_hash(k.as_bytes())));
+            }
+        }
+        DataType::LargeUtf8 => {
+            for (row, k) in rows.iter_mut().zip(key.as_string::<i64>()) {
+                *row = fold(*row, k.map_or(NULL_HASH, |k| bytes_hash(k.as_bytes())));
+            }
+        }
+        other => return exec_err!("wa_key_bucket takes strings, got {other}"),
+    }
+    Ok(())
+}
+
+/// The buckets of rows of `keys` (columns of equal length).
+pub fn key_buckets(keys: &[ArrayRef]) -> Result<UInt32Array> {
+    let mut rows = vec![0u64; keys.first().map_or(0, |k| k.len())];
+    for key in keys {
+        fold_column(key, &mut rows)?;
+    }
+    Ok(rows.into_iter().map(bucket_of).collect::<Vec<u32>>().into())
 }
 
 /// The scalar function `wa_key_bucket`.
@@ -59,15 +120,19 @@ pub fn wa_key_bucket_udf() -> Arc<ScalarUDF> {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::docs::SECTION,
-        "The bucket (0 to 4095) a string key falls in, by a fixed hash of its bytes; 0 for \
-         NULL. The optimizer groups the windowing's rows by (account, bucket) and the windowing \
-         aggregate splits each bucket into its customers.",
-        "wa_key_bucket(key)",
+        "The bucket (0 to 16383) a tuple of string keys falls in, by a fixed hash of their \
+         bytes (NULL hashes as a value of its own). The optimizer groups the windowing's rows \
+         by the bucket of (account, customer) and the windowing aggregate splits each bucket \
+         into its pairs.",
+        "wa_key_bucket(key, ...)",
     )
-    .with_argument("key", "a string: the normalised customer number")
+    .with_argument(
+        "key",
+        "strings: the account and the normalised customer number",
+    )
     .with_sql_example(
-        "```sql\nSELECT wa_key_bucket(ltrim(customer_id, '+')) AS bucket, count(*)\n\
-         FROM messages_raw GROUP BY 1 ORDER BY 2 DESC LIMIT 5;\n```",
+        "```sql\nSELECT wa_key_bucket(account_id, wa_customer_key(customer_id)) AS bucket, \
+         count(*)\nFROM messages_raw GROUP BY 1 ORDER BY 2 DESC LIMIT 5;\n```",
     )
     .build()
 });
@@ -82,11 +147,17 @@ impl ScalarUDFImpl for WaKeyBucket {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View] => Ok(arg_types.to_vec()),
-            [DataType::Null | DataType::Dictionary(_, _)] => Ok(vec![DataType::Utf8View]),
-            _ => plan_err!("wa_key_bucket takes one string, got {arg_types:?}"),
+        if arg_types.is_empty() {
+            return plan_err!("wa_key_bucket takes one or more strings");
         }
+        arg_types
+            .iter()
+            .map(|t| match t {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(t.clone()),
+                DataType::Null | DataType::Dictionary(_, _) => Ok(DataType::Utf8View),
+                other => plan_err!("wa_key_bucket takes strings, got {other}"),
+            })
+            .collect()
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -94,43 +165,8 @@ impl ScalarUDFImpl for WaKeyBucket {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let [key] = values.as_slice() else {
-            return exec_err!("wa_key_bucket takes one argument");
-        };
-        let buckets: UInt32Array = match key.data_type() {
-            DataType::Utf8View => {
-                // A short key is all in its view: hash the view itself.
-                let keys = key.as_string_view();
-                let buckets: Vec<u32> = keys
-                    .views()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &view)| {
-                        if keys.is_null(i) {
-                            0
-                        } else if (view as u32) <= 12 {
-                            view_bucket(view)
-                        } else {
-                            key_bucket(Some(keys.value(i).as_bytes()))
-                        }
-                    })
-                    .collect();
-                UInt32Array::from(buckets)
-            }
-            DataType::Utf8 => key
-                .as_string::<i32>()
-                .iter()
-                .map(|k| Some(key_bucket(k.map(str::as_bytes))))
-                .collect(),
-            DataType::LargeUtf8 => key
-                .as_string::<i64>()
-                .iter()
-                .map(|k| Some(key_bucket(k.map(str::as_bytes))))
-                .collect(),
-            other => return exec_err!("wa_key_bucket takes a string, got {other}"),
-        };
-        debug_assert_eq!(buckets.null_count(), 0);
+        let keys = ColumnarValue::values_to_arrays(&args.args)?;
+        let buckets = key_buckets(&keys)?;
         Ok(ColumnarValue::Array(Arc::new(buckets)))
     }
 
@@ -142,19 +178,46 @@ impl ScalarUDFImpl for WaKeyBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{LargeStringArray, StringArray, StringViewArray};
+
+    fn buckets(keys: Vec<ArrayRef>) -> Vec<u32> {
+        key_buckets(&keys).unwrap().values().to_vec()
+    }
 
     #[test]
-    fn buckets_are_fixed_and_in_range() {
-        assert_eq!(key_bucket(None), 0);
-        assert_eq!(
-            key_bucket(Some(b"447700900123")),
-            key_bucket(Some(b"447700900123"))
-        );
-        let distinct: std::collections::HashSet<u32> = (0..10_000)
-            .map(|i| key_bucket(Some(format!("4477009{i:05}").as_bytes())))
+    fn buckets_are_a_function_of_the_keys_alone_and_spread() {
+        let accounts = ["acct-1", "a-much-longer-account-id"];
+        let numbers: Vec<String> = (0..10_000).map(|i| format!("4477009{i:05}")).collect();
+        let rows: Vec<(&str, &str)> = accounts
+            .iter()
+            .flat_map(|a| numbers.iter().map(move |n| (*a, n.as_str())))
             .collect();
-        assert!(distinct.iter().all(|&b| b < KEY_BUCKETS));
-        // Phone numbers differing in their last digits spread out.
-        assert!(distinct.len() > 3_000, "{}", distinct.len());
+        let column = |i: usize, t: &DataType| -> ArrayRef {
+            let values = rows.iter().map(|r| if i == 0 { r.0 } else { r.1 });
+            match t {
+                DataType::Utf8View => Arc::new(StringViewArray::from_iter_values(values)),
+                DataType::Utf8 => Arc::new(StringArray::from_iter_values(values)),
+                _ => Arc::new(LargeStringArray::from_iter_values(values)),
+            }
+        };
+        let views = buckets(vec![
+            column(0, &DataType::Utf8View),
+            column(1, &DataType::Utf8View),
+        ]);
+        for t in [DataType::Utf8, DataType::LargeUtf8] {
+            assert_eq!(buckets(vec![column(0, &t), column(1, &t)]), views, "{t}");
+        }
+        assert!(views.iter().all(|&b| b < KEY_BUCKETS));
+        let distinct: std::collections::HashSet<u32> = views.iter().copied().collect();
+        assert!(distinct.len() > 9_000, "{}", distinct.len());
+        // The account counts: the same number in two accounts mostly differs.
+        let differ = (0..numbers.len())
+            .filter(|&i| views[i] != views[numbers.len() + i])
+            .count();
+        assert!(differ > 9_900, "{differ}");
+        // Nulls hash as a value of their own.
+        let nulls: ArrayRef = Arc::new(StringViewArray::from(vec![None, Some(""), None]));
+        let b = buckets(vec![nulls]);
+        assert_eq!(b[0], b[2]);
     }
 }
