@@ -52,25 +52,54 @@ impl Default for LogRows {
 /// About a megabyte of rows per range at 50M rows in two partitions.
 const SORT_BUCKETS: usize = 1024;
 
+/// One buffered row: 40 bytes. Every byte of the buffer is paid for twice,
+/// in the sort's memory traffic and in the kernel's zeroing of fresh pages
+/// (costly on virtual machines), so the id's length and the row's code
+/// ride in the low bits of `sent_at`.
 #[derive(Debug, Clone, Copy)]
 struct Packed {
-    sent_at: i64,
+    /// `sent_at << META_BITS | id length (LONG_ID if long) << CODE_BITS | code`.
+    sent_meta: i64,
     /// `NOT_DELIVERED` where not delivered.
     delivered_at: i64,
-    /// The customer's key code in the by-key form ([`crate::by_key`]); 0
+    /// The row's key code in the by-key form ([`crate::by_key`]); 0
     /// otherwise.
     key: u64,
     /// The id's bytes when it fits ([`INLINE_ID`] bytes or fewer); else its
-    /// start in `id_bytes` (bytes 0..8) and its `rules::id_hash` (8..16).
-    /// Ids usually fit, so they move with their row when the buffer is
-    /// clustered and cost no second cache miss when read.
+    /// start in `id_bytes` (bytes 0..8, its length in the 4 bytes before
+    /// it) and its `rules::id_hash` (8..16). Ids usually fit, so they move
+    /// with their row when the buffer is clustered and cost no second cache
+    /// miss when read.
     id: [u8; INLINE_ID],
-    id_len: u32,
-    code: Code,
 }
 
 /// Ids of at most this many bytes are kept in the row itself.
 const INLINE_ID: usize = 16;
+/// The length `Packed::sent_meta` records for an id kept aside.
+const LONG_ID: i64 = INLINE_ID as i64 + 1;
+const CODE_BITS: u32 = 6;
+const META_BITS: u32 = CODE_BITS + 5;
+/// `sent_at` (microseconds) must fit in the bits left: years 1828 to 2112.
+const SENT_LIMIT: i64 = 1 << (63 - META_BITS);
+
+impl Packed {
+    #[inline]
+    fn sent_at(&self) -> i64 {
+        self.sent_meta >> META_BITS
+    }
+
+    #[inline]
+    fn code(&self) -> Code {
+        (self.sent_meta & ((1 << CODE_BITS) - 1)) as Code
+    }
+
+    /// The id's length when it is in the row; `None` when kept aside.
+    #[inline]
+    fn inline_len(&self) -> Option<usize> {
+        let len = (self.sent_meta >> CODE_BITS) & 31;
+        (len != LONG_ID).then_some(len as usize)
+    }
+}
 
 const NOT_DELIVERED: i64 = i64::MIN;
 
@@ -83,23 +112,31 @@ impl LogRows {
         delivered_at: Option<i64>,
         id: &[u8],
         key: u64,
-    ) {
+    ) -> Result<()> {
+        if !(-SENT_LIMIT..SENT_LIMIT).contains(&sent_at) {
+            return Err(exec_datafusion_err!(
+                "message_id {:?}: sent_at {sent_at} µs since 1970 is outside the years 1828 \
+                 to 2112 that the windowing buffers",
+                String::from_utf8_lossy(id)
+            ));
+        }
         let mut inline = [0u8; INLINE_ID];
-        if id.len() <= INLINE_ID {
+        let len = if id.len() <= INLINE_ID {
             inline[..id.len()].copy_from_slice(id);
+            id.len() as i64
         } else {
             inline[..8].copy_from_slice(&self.keep_long_id(id));
             inline[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
-        }
+            LONG_ID
+        };
         self.group.push(group as u32);
         self.rows.push(Packed {
-            sent_at,
+            sent_meta: (sent_at << META_BITS) | (len << CODE_BITS) | i64::from(code),
             delivered_at: delivered_at.unwrap_or(NOT_DELIVERED),
             key,
             id: inline,
-            id_len: u32::try_from(id.len()).expect("a message id under 4 GiB"),
-            code,
         });
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -108,6 +145,8 @@ impl LogRows {
 
     /// Appends a long id to `id_bytes`; its start, as `Packed::id` holds it.
     fn keep_long_id(&mut self, id: &[u8]) -> [u8; 8] {
+        let len = u32::try_from(id.len()).expect("a message id under 4 GiB");
+        self.id_bytes.extend_from_slice(&len.to_le_bytes());
         let start = (self.id_bytes.len() as u64).to_le_bytes();
         self.id_bytes.extend_from_slice(id);
         start
@@ -126,22 +165,25 @@ impl LogRows {
     }
 
     fn id_of<'a>(&'a self, p: &'a Packed) -> &'a [u8] {
-        let len = p.id_len as usize;
-        if len <= INLINE_ID {
-            &p.id[..len]
-        } else {
-            let start = Self::word(p, 0) as usize;
-            &self.id_bytes[start..start + len]
+        match p.inline_len() {
+            Some(len) => &p.id[..len],
+            None => Self::long_id(&self.id_bytes, p),
         }
+    }
+
+    /// A long id's bytes in `id_bytes`: its length sits just before it.
+    fn long_id<'a>(id_bytes: &'a [u8], p: &Packed) -> &'a [u8] {
+        let start = Self::word(p, 0) as usize;
+        let len = u32::from_le_bytes(id_bytes[start - 4..start].try_into().expect("4 bytes"));
+        &id_bytes[start..start + len as usize]
     }
 
     /// The `rules::id_hash` of a row's id: stored for long ids, computed
     /// from the row's own bytes for short ones.
     fn id_hash(p: &Packed) -> u64 {
-        if p.id_len as usize <= INLINE_ID {
-            crate::rules::id_hash(&p.id[..p.id_len as usize])
-        } else {
-            Self::word(p, 1)
+        match p.inline_len() {
+            Some(len) => crate::rules::id_hash(&p.id[..len]),
+            None => Self::word(p, 1),
         }
     }
 
@@ -158,7 +200,7 @@ impl LogRows {
     #[inline]
     pub fn prefetch_id(&self, row: u32) {
         let p = &self.rows[row as usize];
-        if p.id_len as usize <= INLINE_ID {
+        if p.inline_len().is_some() {
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -175,7 +217,7 @@ impl LogRows {
     }
 
     pub fn sent_at(&self, row: u32) -> i64 {
-        self.rows[row as usize].sent_at
+        self.rows[row as usize].sent_at()
     }
 
     pub fn delivered_at(&self, row: u32) -> Option<i64> {
@@ -184,7 +226,7 @@ impl LogRows {
     }
 
     fn code(&self, row: u32) -> Code {
-        self.rows[row as usize].code
+        self.rows[row as usize].code()
     }
 
     fn key(&self, row: u32) -> u64 {
@@ -193,11 +235,11 @@ impl LogRows {
 
     fn row(&self, row: u32) -> Row {
         let p = &self.rows[row as usize];
-        let (kind, status) = columns::decode(p.code);
+        let (kind, status) = columns::decode(p.code());
         Row {
             kind,
             status,
-            sent_at: p.sent_at,
+            sent_at: p.sent_at(),
             delivered_at: (p.delivered_at != NOT_DELIVERED).then_some(p.delivered_at),
             id_hash: Self::id_hash(p),
         }
@@ -261,8 +303,9 @@ impl LogRows {
     /// group, in the cache. The rules then read every group's rows as one
     /// contiguous slice, and no row index is kept.
     fn sort_by_group(&mut self, base: usize, groups: usize, max_buckets: usize) -> GroupIndex {
+        // At most `max_buckets` ranges of `1 << shift` groups each.
         let mut shift = 0;
-        while (groups >> shift) >= max_buckets.max(2) - 1 {
+        while ((groups.max(1) - 1) >> shift) + 1 > max_buckets.max(1) {
             shift += 1;
         }
         let coarse = 1 + ((groups.max(1) - 1) >> shift);
@@ -376,9 +419,8 @@ impl LogRows {
                 continue;
             }
             let mut p = self.rows[r];
-            if p.id_len as usize > INLINE_ID {
-                let start = Self::word(&p, 0) as usize;
-                let id = &old_ids[start..start + p.id_len as usize];
+            if p.inline_len().is_none() {
+                let id = Self::long_id(&old_ids, &p);
                 p.id[..8].copy_from_slice(&self.keep_long_id(id));
             }
             self.group[kept] = (g - base) as u32;
@@ -577,9 +619,9 @@ impl<O: PairOutput> WindowingGroups<O> {
         delivered_at: Option<i64>,
         id: &[u8],
         key: u64,
-    ) {
+    ) -> Result<()> {
         self.log
-            .push(self.base + group, code, sent_at, delivered_at, id, key);
+            .push(self.base + group, code, sent_at, delivered_at, id, key)
     }
 
     /// Starts emitting: how many groups, with the index ready.
@@ -643,7 +685,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                 batch.delivered_at(i),
                 batch.id(i),
                 key,
-            );
+            )?;
         }
         Ok(())
     }
@@ -771,7 +813,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
                     d,
                     ids.value(k).as_bytes(),
                     key,
-                );
+                )?;
             }
         }
         Ok(())
@@ -959,14 +1001,15 @@ mod tests {
                     Some(-(i as i64)),
                     id.as_bytes(),
                     0,
-                );
+                )
+                .unwrap();
             }
             let row_of = |log: &LogRows, r: u32| {
                 let p = log.rows[r as usize];
                 (
                     log.group[r as usize],
-                    p.code,
-                    p.sent_at,
+                    p.code(),
+                    p.sent_at(),
                     p.delivered_at,
                     log.id_str(r).to_string(),
                     LogRows::id_hash(&p),
@@ -1011,10 +1054,11 @@ mod tests {
                 None,
                 mixed_id(i).as_bytes(),
                 0,
-            );
+            )
+            .unwrap();
         }
-        assert!(log.rows.iter().any(|p| p.id_len as usize > INLINE_ID));
-        assert!(log.rows.iter().any(|p| p.id_len as usize == 1 + 3));
+        assert!(log.rows.iter().any(|p| p.inline_len().is_none()));
+        assert!(log.rows.iter().any(|p| p.inline_len() == Some(1 + 3)));
         log.compact(4);
         assert_eq!(log.len(), 180);
         for r in 0..log.len() as u32 {
@@ -1027,6 +1071,31 @@ mod tests {
             );
             assert_eq!(log.delivered_at(r), None);
         }
+    }
+
+    #[test]
+    fn rows_keep_their_times_codes_and_ids_within_the_supported_years() {
+        let mut log = LogRows::default();
+        let times = [-SENT_LIMIT, -1, 0, 1_706_745_600_000_000, SENT_LIMIT - 1];
+        for (i, &t) in times.iter().enumerate() {
+            let code = 44 - i as u8; // up to the largest code
+            let id = "x".repeat(i * 5); // 0 to 20 bytes: short and long
+            log.push(i, code, t, Some(t ^ 7), id.as_bytes(), 9).unwrap();
+        }
+        for (r, &t) in times.iter().enumerate() {
+            let r32 = r as u32;
+            assert_eq!(log.sent_at(r32), t);
+            assert_eq!(log.delivered_at(r32), Some(t ^ 7));
+            assert_eq!(log.code(r32), 44 - r as u8);
+            assert_eq!(log.id_str(r32), "x".repeat(r * 5));
+            assert_eq!(log.key(r32), 9);
+        }
+        for t in [SENT_LIMIT, -SENT_LIMIT - 1, i64::MAX] {
+            let e = log.push(0, 0, t, None, b"late", 0).unwrap_err();
+            assert!(e.to_string().contains("\"late\": sent_at"), "{e}");
+        }
+        assert_eq!(log.len(), times.len());
+        assert_eq!(std::mem::size_of::<Packed>(), 40);
     }
 
     #[test]
