@@ -103,13 +103,17 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         runtime = runtime.with_memory_pool(Arc::new(pool));
     }
     let runtime = runtime.build_arc()?;
+    let windowing_rule = match config.memory_limit {
+        None => wausage_udfs::single_phase_windowing_rule(),
+        Some(_) => wausage_udfs::single_phase_windowing_rule_without_buckets(),
+    };
     let ctx = match &config.cluster {
         None => SessionContext::new_with_state(
             SessionStateBuilder::new()
                 .with_config(session_config)
                 .with_runtime_env(runtime)
                 .with_default_features()
-                .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule())
+                .with_physical_optimizer_rule(windowing_rule)
                 .build(),
         ),
         Some(url) => remote_context(url, session_config, runtime).await?,

@@ -26,7 +26,7 @@ use datafusion::prelude::SessionContext;
 
 pub use columns::LOG_ARGS_SQL;
 pub use phone_country::phone_country_udf;
-pub use single_phase::single_phase_windowing_rule;
+pub use single_phase::{single_phase_windowing_rule, single_phase_windowing_rule_without_buckets};
 pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
 pub use wa_customer_key::wa_customer_key_udf;

@@ -36,11 +36,25 @@ use crate::wa_row_code_udf;
 const ROW_BUFFERING: [&str; 3] = ["wa_conversations", "wa_conversation_count", "wa_messages"];
 
 /// The rule; add it after DataFusion's own (`SessionStateBuilder::with_physical_optimizer_rule`).
-#[derive(Debug, Default)]
-pub struct SinglePhaseWindowing;
+#[derive(Debug)]
+pub struct SinglePhaseWindowing {
+    /// Whether string keys take the by-key form ([`crate::by_key`]).
+    by_key: bool,
+}
 
 pub fn single_phase_windowing_rule() -> Arc<dyn PhysicalOptimizerRule + Send + Sync> {
-    Arc::new(SinglePhaseWindowing)
+    Arc::new(SinglePhaseWindowing { by_key: true })
+}
+
+/// The rule without the by-key form, for sessions under a memory limit.
+/// DataFusion spills an aggregate's state in sorted runs of `batch_size`
+/// groups and merges them back a run's batch at a time; the by-key form
+/// has a few thousand large groups (buckets), so one batch is the whole
+/// state and the merge cannot fit the budget it was spilled for. Grouped by
+/// the keys themselves (a million small groups) it spills in small pieces.
+pub fn single_phase_windowing_rule_without_buckets() -> Arc<dyn PhysicalOptimizerRule + Send + Sync>
+{
+    Arc::new(SinglePhaseWindowing { by_key: false })
 }
 
 impl PhysicalOptimizerRule for SinglePhaseWindowing {
@@ -50,7 +64,7 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|plan| {
-            Ok(match single_phase(&plan, config)? {
+            Ok(match single_phase(&plan, config, self.by_key)? {
                 Some(rewritten) => Transformed::yes(rewritten),
                 None => Transformed::no(plan),
             })
@@ -73,6 +87,7 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
 fn single_phase(
     plan: &Arc<dyn ExecutionPlan>,
     config: &ConfigOptions,
+    by_key: bool,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(last) = plan.downcast_ref::<AggregateExec>() else {
         return Ok(None);
@@ -109,7 +124,7 @@ fn single_phase(
             (projection, keys, partial.aggr_expr().to_vec(), false)
         }
     };
-    if compact {
+    if compact && by_key {
         let by_key = by_key_plan(
             Arc::clone(&with_keys) as _,
             &keys,
@@ -388,11 +403,17 @@ mod tests {
         FROM log GROUP BY ltrim(customer_id, '+'), length(message_id) ORDER BY c, l";
 
     async fn session(with_rule: bool) -> SessionContext {
+        session_with(with_rule.then(single_phase_windowing_rule)).await
+    }
+
+    async fn session_with(
+        rule: Option<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+    ) -> SessionContext {
         let mut builder = SessionStateBuilder::new()
             .with_config(SessionConfig::new().with_target_partitions(2))
             .with_default_features();
-        if with_rule {
-            builder = builder.with_physical_optimizer_rule(single_phase_windowing_rule());
+        if let Some(rule) = rule {
+            builder = builder.with_physical_optimizer_rule(rule);
         }
         let ctx = SessionContext::new_with_state(builder.build());
         crate::register_all(&ctx);
@@ -501,6 +522,13 @@ mod tests {
         assert!(plan.contains("UnnestExec"), "{plan}");
         let answer = text(&with, query).await;
         assert_eq!(answer, text(&without, query).await);
+        // Without buckets (under a memory limit): grouped by the keys.
+        let keyed = session_with(Some(single_phase_windowing_rule_without_buckets())).await;
+        keyed.sql(MIXED_LOG).await.unwrap().collect().await.unwrap();
+        let plan = text(&keyed, &format!("EXPLAIN {query}")).await;
+        assert!(!plan.contains("wa_key_bucket"), "{plan}");
+        assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
+        assert_eq!(text(&keyed, query).await, answer);
         // Every (account, customer) is one row, the NULL customer too.
         let rows = answer.lines().filter(|l| l.starts_with("| acct-")).count();
         let distinct = text(
