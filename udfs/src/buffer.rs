@@ -79,7 +79,7 @@ const INLINE_ID: usize = 16;
 const LONG_ID: i64 = INLINE_ID as i64 + 1;
 const CODE_BITS: u32 = 6;
 const META_BITS: u32 = CODE_BITS + 5;
-/// `sent_at` (microseconds) must fit in the bits left: years 1828 to 2112.
+/// `sent_at` (microseconds) must fit in the bits left: mid-1827 to mid-2112.
 const SENT_LIMIT: i64 = 1 << (63 - META_BITS);
 
 impl Packed {
@@ -115,11 +115,12 @@ impl LogRows {
     ) -> Result<()> {
         if !(-SENT_LIMIT..SENT_LIMIT).contains(&sent_at) {
             return Err(exec_datafusion_err!(
-                "message_id {:?}: sent_at {sent_at} µs since 1970 is outside the years 1828 \
+                "message_id {:?}: sent_at {sent_at} µs since 1970 is outside the years 1827 \
                  to 2112 that the windowing buffers",
                 String::from_utf8_lossy(id)
             ));
         }
+        debug_assert!(code < 1 << CODE_BITS, "a row code fits in {CODE_BITS} bits");
         let mut inline = [0u8; INLINE_ID];
         let len = if id.len() <= INLINE_ID {
             inline[..id.len()].copy_from_slice(id);
