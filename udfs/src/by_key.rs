@@ -136,11 +136,8 @@ pub struct KeyCodes {
     /// One-key prefixes (an account) whose view is inline, and their
     /// index: a log interleaves a few accounts, and comparing a handful of
     /// views is faster than hashing (which was 7% of the windowing query).
+    /// Prefixes of several keys are hashed every row.
     recent: Vec<(u128, u32)>,
-    /// The last row's prefix as inline views, and its index, for prefixes
-    /// of several keys.
-    last_views: Vec<u128>,
-    last_prefix: u32,
     scratch: Vec<u8>,
 }
 
@@ -153,8 +150,6 @@ impl KeyCodes {
             side: HashMap::new(),
             side_keys: vec![],
             recent: vec![],
-            last_views: vec![],
-            last_prefix: 0,
             scratch: vec![],
         }
     }
@@ -207,23 +202,16 @@ impl KeyCodes {
             }
             return 0;
         }
-        let inline = prefix
-            .iter()
-            .all(|k| k.is_valid(i) && (k.views()[i] as u32) <= 12);
-        if inline && prefix.len() == 1 {
-            let view = prefix[0].views()[i];
+        // The view of a one-key prefix that is inline (equal exactly when
+        // the strings are), else `None`.
+        let inline_view = match prefix {
+            [k] if k.is_valid(i) && (k.views()[i] as u32) <= 12 => Some(k.views()[i]),
+            _ => None,
+        };
+        if let Some(view) = inline_view {
             if let Some(&(_, p)) = self.recent.iter().find(|(v, _)| *v == view) {
                 return p;
             }
-        }
-        if inline
-            && self.last_views.len() == prefix.len()
-            && prefix
-                .iter()
-                .zip(&self.last_views)
-                .all(|(k, &v)| k.views()[i] == v)
-        {
-            return self.last_prefix;
         }
         // Each key as a null mark, or its length and bytes: one byte string
         // per distinct tuple.
@@ -253,14 +241,9 @@ impl KeyCodes {
                 p
             }
         };
-        if inline && prefix.len() == 1 && self.recent.len() < RECENT_PREFIXES {
-            self.recent.push((prefix[0].views()[i], p));
+        if let Some(view) = inline_view.filter(|_| self.recent.len() < RECENT_PREFIXES) {
+            self.recent.push((view, p));
         }
-        self.last_views.clear();
-        if inline {
-            self.last_views.extend(prefix.iter().map(|k| k.views()[i]));
-        }
-        self.last_prefix = p;
         p
     }
 
