@@ -4,7 +4,8 @@
 #   scripts/bench-external.sh DATA_DIR [RUNS]
 #
 # Runs, interleaved RUNS times (default 3), each as its own process under /usr/bin/time:
-#   (a) wausage --partitions 2 --data DATA_DIR --format csv query "$SQL"
+#   (a) wausage --data DATA_DIR --format csv query "$SQL"   (its defaults: one thread per core,
+#       16 partitions on up to 16 cores; this is meant for a 2-core machine, as DuckDB gets 2 threads)
 #   (b) python3 scripts/duckdb_plain.py DATA_DIR      (DuckDB, threads=2, same query)
 # where SQL counts the distinct (account_id, customer_id) pairs of messages_raw. Checks both
 # print the same count, then prints each run's wall seconds and peak RSS, the medians and the
@@ -77,7 +78,7 @@ median() {
 echo "data: $DATA_DIR  runs: $RUNS  wausage: $WAUSAGE  duckdb: $("$PYTHON" -c 'import duckdb; print(duckdb.__version__)')"
 printf '%-8s %4s %10s %12s %s\n' tool run wall_s peak_rss_mb count
 for i in $(seq 1 "$RUNS"); do
-    w=$(run wausage "$i" "$WAUSAGE" --partitions 2 --data "$DATA_DIR" --format csv query "$SQL")
+    w=$(run wausage "$i" "$WAUSAGE" --data "$DATA_DIR" --format csv query "$SQL")
     d=$(run duckdb "$i" "$PYTHON" "$HERE/duckdb_plain.py" "$DATA_DIR")
     [ "$w" = "$d" ] || die "run $i: wausage printed '$w' but duckdb printed '$d'"
     for name in wausage duckdb; do

@@ -7,7 +7,7 @@ Runs, with threads=2,
     SELECT count(*) FROM (SELECT account_id, customer_id, count(*)
       FROM read_parquet('DATA_DIR/**/*.parquet', hive_partitioning=false) GROUP BY 1, 2)
 and prints the one number. The wausage counterpart:
-    wausage --partitions 2 --data DATA_DIR --format csv query
+    wausage --data DATA_DIR --format csv query
       "SELECT count(*) FROM (SELECT account_id, customer_id, count(*) FROM messages_raw GROUP BY 1, 2)"
 Exit status: 0 done, 1 failed (message on stderr), 2 bad arguments.
 """

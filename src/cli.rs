@@ -33,7 +33,8 @@ pub struct GlobalArgs {
     /// Bound the query memory pool, e.g. 512m or 2g; operators spill to disk beyond it
     #[arg(long, global = true, env = "WAUSAGE_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
-    /// Number of partitions queries run in [default: number of cores]
+    /// Number of partitions queries run in [default: 16 or the number of cores if
+    /// more; the number of cores with --memory-limit]
     #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N")]
     pub partitions: Option<usize>,
     /// Rule set that prices messages: auto (the one in force), cbp or pmp

@@ -97,9 +97,10 @@ impl Config {
                 .unwrap_or_else(|| sample_data_dir().to_string_lossy().into_owned()),
             tables: args.tables.clone(),
             memory_limit: args.memory_limit.as_deref().map(parse_size).transpose()?,
-            partitions: args
-                .partitions
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            partitions: args.partitions.unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                default_partitions(cores, args.memory_limit.is_some())
+            }),
             rules: args
                 .rules
                 .as_deref()
@@ -115,6 +116,27 @@ impl Config {
                 .unwrap_or_else(|| config_dir().join("queries")),
             cluster: args.cluster.clone(),
         })
+    }
+}
+
+/// The fewest partitions a query runs in when none are asked for.
+pub const MIN_PARTITIONS: usize = 16;
+
+/// Partitions when none are asked for: at least [`MIN_PARTITIONS`], however
+/// few the cores, unless memory is limited.
+///
+/// DataFusion's hash aggregation keeps one table per partition, and a table
+/// of a million groups misses the cache on almost every row: on 2 cores
+/// the plain per-customer GROUP BY over 50M messages took 0.70x the time
+/// with 16 partitions that it took with 2 (the tokio runtime still runs
+/// one thread per core). Under a memory limit every partition's spilling
+/// operators share the pool, and fewer, larger shares spill less: the
+/// windowing took 40 s with 2 partitions and 62 s with 16 under 1g.
+pub fn default_partitions(cores: usize, memory_limited: bool) -> usize {
+    if memory_limited {
+        cores
+    } else {
+        cores.max(MIN_PARTITIONS)
     }
 }
 
@@ -147,6 +169,14 @@ mod tests {
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn partitions_default_to_at_least_sixteen_unless_memory_is_limited() {
+        assert_eq!(default_partitions(2, false), 16);
+        assert_eq!(default_partitions(64, false), 64);
+        assert_eq!(default_partitions(2, true), 2);
+        assert_eq!(default_partitions(64, true), 64);
     }
 
     #[test]
