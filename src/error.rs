@@ -69,7 +69,17 @@ impl fmt::Display for WaError {
         match self {
             WaError::Usage(m) => write!(f, "usage error: {m}"),
             WaError::Input(m) => write!(f, "input error: {m}"),
-            WaError::Query(e) => write!(f, "{}", strip_df_prefixes(e)),
+            WaError::Query(e) => {
+                write!(f, "{}", strip_df_prefixes(e))?;
+                if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) {
+                    write!(
+                        f,
+                        "\nhint: the query needs more memory than the pool allows; raise \
+                         --memory-limit (or WAUSAGE_MEMORY_LIMIT), or leave it unset"
+                    )?;
+                }
+                Ok(())
+            }
             WaError::Io { path, source } => write!(f, "{path}: {source}"),
             WaError::Alert(m) => write!(f, "alert: {m}"),
         }
@@ -103,5 +113,23 @@ impl From<arrow::error::ArrowError> for WaError {
 impl From<parquet::errors::ParquetError> for WaError {
     fn from(e: parquet::errors::ParquetError) -> Self {
         WaError::Query(DataFusionError::ParquetError(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_memory_says_which_setting_to_raise() {
+        let exhausted = DataFusionError::Context(
+            "reading".into(),
+            Box::new(DataFusionError::ResourcesExhausted("pool full".into())),
+        );
+        let shown = WaError::Query(exhausted).to_string();
+        assert!(shown.contains("pool full"), "{shown}");
+        assert!(shown.contains("--memory-limit"), "{shown}");
+        let other = WaError::Query(DataFusionError::Plan("no table".into())).to_string();
+        assert!(!other.contains("--memory-limit"), "{other}");
     }
 }

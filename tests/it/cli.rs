@@ -195,6 +195,20 @@ fn exit_codes_and_error_messages() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("/no/such/dir"));
+    // A memory pool too small for the windowing: a clear error, exit 1.
+    wausage()
+        .args([
+            "--memory-limit",
+            "4m",
+            "query",
+            "SELECT category, count(*) FROM conversations GROUP BY category",
+        ])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("Resources exhausted")
+                .and(predicate::str::contains("raise --memory-limit")),
+        );
 }
 
 #[test]
