@@ -848,19 +848,19 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             as_i64(batch.sent_at),
             as_i64(batch.delivered_at),
         ];
-        if opt_filter.is_some() {
-            let mask = BooleanArray::from(keep.clone());
+        let mask = opt_filter.map(|_| BooleanArray::from(keep));
+        if let Some(mask) = &mask {
             children = children
                 .iter()
-                .map(|c| arrow::compute::filter(c, &mask))
+                .map(|c| arrow::compute::filter(c, mask))
                 .collect::<std::result::Result<_, _>>()?;
         }
         children.push(Arc::new(UInt8Array::from(codes)));
         let mut fields = state_fields("");
         for (i, key) in keys.into_iter().enumerate() {
             let key: ArrayRef = Arc::new(key);
-            children.push(match opt_filter {
-                Some(_) => arrow::compute::filter(&key, &BooleanArray::from(keep.clone()))?,
+            children.push(match &mask {
+                Some(mask) => arrow::compute::filter(&key, mask)?,
                 None => key,
             });
             fields.push(crate::by_key::key_state_field("", i));

@@ -10,7 +10,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray};
+use arrow::array::{
+    make_view, Array, ArrayRef, AsArray, ByteView, LargeStringArray, StringArray, StringViewArray,
+};
 use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result};
@@ -129,13 +131,12 @@ fn strip_views(numbers: &StringViewArray) -> StringViewArray {
             }
             if len <= 12 {
                 let bytes = view.to_le_bytes();
-                return make_stripped(&bytes[4..4 + len], None);
+                return make_stripped(&bytes[4..4 + len], 0, 0);
             }
-            let buffer = (view >> 64) as u32;
-            let offset = (view >> 96) as u32;
-            let data = &buffers[buffer as usize];
-            let bytes = &data[offset as usize..offset as usize + len];
-            make_stripped(bytes, Some((buffer, offset)))
+            let at = ByteView::from(view);
+            let start = at.offset as usize;
+            let bytes = &buffers[at.buffer_index as usize][start..start + len];
+            make_stripped(bytes, at.buffer_index, at.offset)
         })
         .collect();
     // SAFETY: every view is unchanged or describes a suffix of its string,
@@ -144,23 +145,11 @@ fn strip_views(numbers: &StringViewArray) -> StringViewArray {
     unsafe { StringViewArray::new_unchecked(views, buffers.to_vec(), numbers.nulls().cloned()) }
 }
 
-/// The view of `bytes` without leading `+`s; `at` is where `bytes` sit when
-/// they are in a buffer (buffer index, offset).
-fn make_stripped(bytes: &[u8], at: Option<(u32, u32)>) -> u128 {
+/// The view of `bytes` without leading `+`s; `bytes` sit at `offset` of
+/// buffer `buffer` when over 12 bytes (ignored when inline).
+fn make_stripped(bytes: &[u8], buffer: u32, offset: u32) -> u128 {
     let skip = bytes.iter().take_while(|&&b| b == b'+').count();
-    let rest = &bytes[skip..];
-    let len = rest.len();
-    let mut view = [0u8; 16];
-    view[..4].copy_from_slice(&(len as u32).to_le_bytes());
-    if len <= 12 {
-        view[4..4 + len].copy_from_slice(rest);
-    } else {
-        let (buffer, offset) = at.expect("strings over 12 bytes sit in a buffer");
-        view[4..8].copy_from_slice(&rest[..4]);
-        view[8..12].copy_from_slice(&buffer.to_le_bytes());
-        view[12..16].copy_from_slice(&(offset + skip as u32).to_le_bytes());
-    }
-    u128::from_le_bytes(view)
+    make_view(&bytes[skip..], buffer, offset + skip as u32)
 }
 
 #[cfg(test)]
