@@ -80,6 +80,14 @@ pub fn id_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+/// An event's sort key: its time (offset so that every `i64` orders as an
+/// unsigned number), its same-instant tie rank, and its index in `merged`
+/// in the low 32 bits. Keys equal above bit 32 tie on time and rank.
+fn event_key(time: i64, tie_rank: u8, index: u32) -> u128 {
+    let time = (time as u64 ^ (1 << 63)) as u128;
+    (time << 40) | (u128::from(tie_rank) << 32) | u128::from(index)
+}
+
 /// Runs the rules pair after pair, reusing its buffers.
 #[derive(Debug, Default)]
 pub struct Windowing {
@@ -88,6 +96,8 @@ pub struct Windowing {
     table: Vec<u32>,
     merged: Vec<MessageOutcome>,
     events: Vec<u32>,
+    /// `order_events`' sort keys ([`event_key`]).
+    keyed: Vec<u128>,
     /// Merged messages without an event (undelivered outbound), by id.
     silent: Vec<u32>,
     row_outcome: Vec<u32>,
@@ -210,18 +220,35 @@ impl Windowing {
 
     /// Fills `events` with the merged messages that have an event, in event
     /// order: time, then inbound < template < free-form, then message id.
+    ///
+    /// Each event is sorted as one integer, `(time, tie rank, index)`, so the
+    /// sort compares registers rather than following indices into `merged`;
+    /// only runs that tie on time and rank (rare) are then ordered by id.
     fn order_events<'a>(&mut self, id: &impl Fn(u32) -> &'a [u8]) {
         let merged = &self.merged;
+        self.keyed.clear();
+        self.keyed
+            .extend(merged.iter().enumerate().filter_map(|(i, m)| {
+                m.event_at
+                    .map(|t| event_key(t, m.kind.tie_rank(), i as u32))
+            }));
+        self.keyed.sort_unstable();
         self.events.clear();
-        self.events
-            .extend((0..merged.len() as u32).filter(|&i| merged[i as usize].event_at.is_some()));
-        self.events.sort_unstable_by(|&a, &b| {
-            let (ma, mb) = (&merged[a as usize], &merged[b as usize]);
-            ma.event_at
-                .cmp(&mb.event_at)
-                .then_with(|| ma.kind.tie_rank().cmp(&mb.kind.tie_rank()))
-                .then_with(|| id(ma.row).cmp(id(mb.row)))
-        });
+        self.events.extend(self.keyed.iter().map(|&k| k as u32)); // the low bits: the index
+        let mut start = 0;
+        while start < self.keyed.len() {
+            let tie = self.keyed[start] >> 32;
+            let mut end = start + 1;
+            while end < self.keyed.len() && self.keyed[end] >> 32 == tie {
+                end += 1;
+            }
+            if end - start > 1 {
+                self.events[start..end].sort_unstable_by(|&a, &b| {
+                    id(merged[a as usize].row).cmp(id(merged[b as usize].row))
+                });
+            }
+            start = end;
+        }
         self.silent.clear();
         self.silent
             .extend((0..merged.len() as u32).filter(|&i| merged[i as usize].event_at.is_none()));
@@ -263,5 +290,28 @@ impl Windowing {
         for slot in &mut self.row_outcome {
             *slot = position[*slot as usize];
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_key;
+
+    #[test]
+    fn event_keys_order_by_time_then_rank_then_index_across_the_epoch() {
+        let ordered = [
+            event_key(i64::MIN, 2, 9),
+            event_key(-1, 0, 5),
+            event_key(-1, 1, 0),
+            event_key(0, 0, 3),
+            event_key(0, 0, 4),
+            event_key(1, 0, 0),
+            event_key(i64::MAX, 0, u32::MAX),
+        ];
+        assert!(ordered.windows(2).all(|w| w[0] < w[1]));
+        // Time and rank tie exactly when the keys agree above bit 32.
+        assert_eq!(event_key(7, 1, 1) >> 32, event_key(7, 1, 2) >> 32);
+        assert_ne!(event_key(7, 1, 1) >> 32, event_key(7, 2, 1) >> 32);
+        assert_eq!(event_key(7, 1, 1234) as u32, 1234);
     }
 }
