@@ -236,18 +236,14 @@ impl Windowing {
         self.events.clear();
         self.events.extend(self.keyed.iter().map(|&k| k as u32)); // the low bits: the index
         let mut start = 0;
-        while start < self.keyed.len() {
-            let tie = self.keyed[start] >> 32;
-            let mut end = start + 1;
-            while end < self.keyed.len() && self.keyed[end] >> 32 == tie {
-                end += 1;
-            }
-            if end - start > 1 {
-                self.events[start..end].sort_unstable_by(|&a, &b| {
+        for run in self.keyed.chunk_by(|a, b| a >> 32 == b >> 32) {
+            let events = &mut self.events[start..start + run.len()];
+            if events.len() > 1 {
+                events.sort_unstable_by(|&a, &b| {
                     id(merged[a as usize].row).cmp(id(merged[b as usize].row))
                 });
             }
-            start = end;
+            start += run.len();
         }
         self.silent.clear();
         self.silent
