@@ -46,7 +46,7 @@ pub(super) fn cluster_config() -> SessionConfig {
 /// plus every wausage function.
 pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let mut state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
-        .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule())
+        .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule_for_cluster())
         .build();
     wausage_udfs::register_all_in(&mut state)?;
     Ok(state)

@@ -625,6 +625,32 @@ impl<O: PairOutput> WindowingGroups<O> {
             .push(self.base + group, code, sent_at, delivered_at, id, key)
     }
 
+    /// Appends rows `(row of values, group)` of one batch of arguments.
+    fn append(
+        &mut self,
+        values: &[ArrayRef],
+        rows: impl Iterator<Item = (usize, usize)>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let (keys, values) = self.split_key(values)?;
+        let batch = LogBatch::try_new(values)?;
+        self.num_groups = self.num_groups.max(total_num_groups);
+        self.index = None;
+        for (i, group) in rows {
+            let code = batch.code(i)?;
+            let key = self.key_code(&keys, i);
+            self.push(
+                group,
+                code,
+                batch.sent_at.value(i),
+                batch.delivered_at(i),
+                batch.id(i),
+                key,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Starts emitting: how many groups, with the index ready.
     fn begin_emit(&mut self, emit_to: EmitTo) -> usize {
         let n = match emit_to {
@@ -669,26 +695,12 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let (keys, values) = self.split_key(values)?;
-        let batch = LogBatch::try_new(values)?;
-        self.num_groups = self.num_groups.max(total_num_groups);
-        self.index = None;
-        for (i, &group) in group_indices.iter().enumerate() {
-            if opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i)) {
-                continue;
-            }
-            let code = batch.code(i)?;
-            let key = self.key_code(&keys, i);
-            self.push(
-                group,
-                code,
-                batch.sent_at.value(i),
-                batch.delivered_at(i),
-                batch.id(i),
-                key,
-            )?;
-        }
-        Ok(())
+        let rows = group_indices
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i)))
+            .map(|(i, &group)| (i, group));
+        self.append(values, rows, total_num_groups)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
@@ -887,6 +899,56 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
             + self.index.as_ref().map_or(0, GroupIndex::size)
             + self.pair_rows.capacity() * std::mem::size_of::<Row>()
             + self.outcomes.capacity() * std::mem::size_of::<MessageOutcome>()
+    }
+}
+
+/// A windowing aggregate fed a batch's rows by index, without copying them
+/// into a batch of their own first ([`crate::bucketed::BucketedWindowingExec`]).
+pub trait RowsAccumulator: Send + std::fmt::Debug {
+    /// Appends `rows` of `values` (the aggregate's arguments), row
+    /// `rows[k]` to group `groups[k]`, of `total_num_groups`.
+    fn update_rows(
+        &mut self,
+        values: &[ArrayRef],
+        rows: &[u32],
+        groups: &[u32],
+        total_num_groups: usize,
+    ) -> Result<()>;
+
+    /// The values of groups `0..total_num_groups`, as
+    /// `GroupsAccumulator::evaluate(EmitTo::All)`: also of groups that
+    /// received no rows.
+    fn evaluate_all(&mut self, total_num_groups: usize) -> Result<ArrayRef>;
+
+    /// Bytes held.
+    fn buffered_size(&self) -> usize;
+}
+
+impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
+    fn update_rows(
+        &mut self,
+        values: &[ArrayRef],
+        rows: &[u32],
+        groups: &[u32],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let rows = rows
+            .iter()
+            .zip(groups)
+            .map(|(&i, &g)| (i as usize, g as usize));
+        self.append(values, rows, total_num_groups)
+    }
+
+    fn evaluate_all(&mut self, total_num_groups: usize) -> Result<ArrayRef> {
+        if total_num_groups > self.num_groups {
+            self.num_groups = total_num_groups;
+            self.index = None;
+        }
+        self.evaluate(EmitTo::All)
+    }
+
+    fn buffered_size(&self) -> usize {
+        GroupsAccumulator::size(self)
     }
 }
 

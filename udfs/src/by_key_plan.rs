@@ -10,6 +10,9 @@
 //!         ProjectionExec: the rows, and __wa_bucket = wa_key_bucket(keys…)
 //! ```
 //!
+//! In one process the aggregate and its repartition are one
+//! [`BucketedWindowingExec`], with the same output.
+//!
 //! Its output has the schema of the one-phase aggregate it stands for, one
 //! row per distinct keys. Every aggregate of one plan splits a group's rows
 //! by key in key-code order, so the unnested lists line up.
@@ -28,6 +31,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::unnest::{ListUnnest, UnnestExec};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
+use crate::bucketed::BucketedWindowingExec;
 use crate::single_phase::with_args;
 use crate::wa_key_bucket_udf;
 
@@ -38,6 +42,8 @@ type Key = (Arc<dyn PhysicalExpr>, String);
 /// into `partitions` partitions, or `None` when it does not apply: a key
 /// that is not a string column. `aggr_expr` are the compact-form
 /// aggregates; `want` is the schema of the aggregate the plan stands for.
+/// `in_process`: the repartition and aggregate as one
+/// [`BucketedWindowingExec`] (not for a cluster, which cannot ship it).
 pub fn by_key_plan(
     rows: Arc<dyn ExecutionPlan>,
     keys: &[Key],
@@ -45,6 +51,7 @@ pub fn by_key_plan(
     want: &Schema,
     partitions: usize,
     config: &ConfigOptions,
+    in_process: bool,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let schema = rows.schema();
     let n = keys.len();
@@ -77,12 +84,9 @@ pub fn by_key_plan(
         .collect();
     let bucket_column: Arc<dyn PhysicalExpr> = Arc::new(Column::new("__wa_bucket", columns.len()));
     columns.push((Arc::new(bucket), "__wa_bucket".into()));
-    let bucketed = Arc::new(ProjectionExec::try_new(columns, rows)?);
-    let input = Arc::new(RepartitionExec::try_new(
-        bucketed,
-        Partitioning::Hash(vec![Arc::clone(&bucket_column)], partitions),
-    )?);
-    let schema = input.schema();
+    let bucket_at = columns.len() - 1;
+    let bucketed: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(columns, rows)?);
+    let schema = bucketed.schema();
 
     let mut by_key = vec![];
     for a in aggr_expr {
@@ -90,15 +94,33 @@ pub fn by_key_plan(
         args.extend(a.expressions());
         by_key.push(with_args(a, args, &schema)?);
     }
-    let filters = vec![None; by_key.len()];
-    let aggregate = Arc::new(AggregateExec::try_new(
-        AggregateMode::SinglePartitioned,
-        PhysicalGroupBy::new_single(vec![(bucket_column, "__wa_bucket".into())]),
-        by_key,
-        filters,
-        input,
-        schema,
-    )?);
+    let in_one = match in_process {
+        true => BucketedWindowingExec::try_new(
+            Arc::clone(&bucketed),
+            bucket_at,
+            by_key.clone(),
+            partitions,
+        )?,
+        false => None,
+    };
+    let aggregate: Arc<dyn ExecutionPlan> = match in_one {
+        Some(exec) => Arc::new(exec),
+        None => {
+            let input = Arc::new(RepartitionExec::try_new(
+                bucketed,
+                Partitioning::Hash(vec![Arc::clone(&bucket_column)], partitions),
+            )?);
+            let filters = vec![None; by_key.len()];
+            Arc::new(AggregateExec::try_new(
+                AggregateMode::SinglePartitioned,
+                PhysicalGroupBy::new_single(vec![(bucket_column, "__wa_bucket".into())]),
+                by_key,
+                filters,
+                input,
+                schema,
+            )?)
+        }
+    };
 
     // Unnest each aggregate's list, then its struct: key and value columns.
     let grouped = aggregate.schema();

@@ -4,6 +4,7 @@
 //! modules wrap it as SQL functions, one function per file, and
 //! [`register_all`] adds them all to a session.
 
+mod bucketed;
 mod buffer;
 pub mod by_key;
 mod by_key_plan;
@@ -26,7 +27,10 @@ use datafusion::prelude::SessionContext;
 
 pub use columns::LOG_ARGS_SQL;
 pub use phone_country::phone_country_udf;
-pub use single_phase::{single_phase_windowing_rule, single_phase_windowing_rule_without_buckets};
+pub use single_phase::{
+    single_phase_windowing_rule, single_phase_windowing_rule_for_cluster,
+    single_phase_windowing_rule_without_buckets,
+};
 pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
 pub use wa_customer_key::wa_customer_key_udf;

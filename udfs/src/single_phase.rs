@@ -40,10 +40,26 @@ const ROW_BUFFERING: [&str; 3] = ["wa_conversations", "wa_conversation_count", "
 pub struct SinglePhaseWindowing {
     /// Whether string keys take the by-key form ([`crate::by_key`]).
     by_key: bool,
+    /// Whether the by-key form may run as one in-process operator
+    /// ([`crate::bucketed`]).
+    in_process: bool,
 }
 
+/// The rule for a session that runs its plans itself.
 pub fn single_phase_windowing_rule() -> Arc<dyn PhysicalOptimizerRule + Send + Sync> {
-    Arc::new(SinglePhaseWindowing { by_key: true })
+    Arc::new(SinglePhaseWindowing {
+        by_key: true,
+        in_process: true,
+    })
+}
+
+/// The rule for a cluster's scheduler: plans only of operators that
+/// Ballista can ship to its executors.
+pub fn single_phase_windowing_rule_for_cluster() -> Arc<dyn PhysicalOptimizerRule + Send + Sync> {
+    Arc::new(SinglePhaseWindowing {
+        by_key: true,
+        in_process: false,
+    })
 }
 
 /// The rule without the by-key form, for sessions under a memory limit.
@@ -54,7 +70,10 @@ pub fn single_phase_windowing_rule() -> Arc<dyn PhysicalOptimizerRule + Send + S
 /// the keys themselves (a million small groups) it spills in small pieces.
 pub fn single_phase_windowing_rule_without_buckets() -> Arc<dyn PhysicalOptimizerRule + Send + Sync>
 {
-    Arc::new(SinglePhaseWindowing { by_key: false })
+    Arc::new(SinglePhaseWindowing {
+        by_key: false,
+        in_process: false,
+    })
 }
 
 impl PhysicalOptimizerRule for SinglePhaseWindowing {
@@ -64,7 +83,7 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|plan| {
-            Ok(match single_phase(&plan, config, self.by_key)? {
+            Ok(match single_phase(&plan, config, self)? {
                 Some(rewritten) => Transformed::yes(rewritten),
                 None => Transformed::no(plan),
             })
@@ -87,7 +106,7 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
 fn single_phase(
     plan: &Arc<dyn ExecutionPlan>,
     config: &ConfigOptions,
-    by_key: bool,
+    rule: &SinglePhaseWindowing,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(last) = plan.downcast_ref::<AggregateExec>() else {
         return Ok(None);
@@ -124,7 +143,7 @@ fn single_phase(
             (projection, keys, partial.aggr_expr().to_vec(), false)
         }
     };
-    if compact && by_key {
+    if compact && rule.by_key {
         let by_key = by_key_plan(
             Arc::clone(&with_keys) as _,
             &keys,
@@ -132,6 +151,7 @@ fn single_phase(
             &last.schema(),
             *partitions,
             config,
+            rule.in_process,
         )?;
         if let Some(plan) = by_key.filter(|p| p.schema() == last.schema()) {
             return Ok(Some(plan));
@@ -432,7 +452,9 @@ mod tests {
     async fn windowing_runs_in_one_phase_with_the_same_answer() {
         let with = session(true).await;
         let plan = text(&with, &format!("EXPLAIN {COUNTS}")).await;
-        assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
+        // In one process the by-key form's repartition and aggregate are
+        // one operator.
+        assert!(plan.contains("BucketedWindowingExec"), "{plan}");
         assert!(!plan.contains("mode=Partial"), "{plan}");
         // The computed key is evaluated once, below the repartition.
         assert_eq!(plan.matches("ltrim(customer_id@").count(), 1, "{plan}");
@@ -518,10 +540,28 @@ mod tests {
             plan.contains("wa_key_bucket(__wa_group_key_0@0, __wa_group_key_1@1)"),
             "{plan}"
         );
-        assert!(plan.contains("Hash([__wa_bucket@"), "{plan}");
+        assert!(plan.contains("BucketedWindowingExec"), "{plan}");
+        assert!(
+            !plan.contains("RepartitionExec: partitioning=Hash([__wa_bucket@"),
+            "{plan}"
+        );
         assert!(plan.contains("UnnestExec"), "{plan}");
         let answer = text(&with, query).await;
         assert_eq!(answer, text(&without, query).await);
+        // A cluster's plan: the bucket repartitioned, then aggregated.
+        let cluster = session_with(Some(single_phase_windowing_rule_for_cluster())).await;
+        cluster
+            .sql(MIXED_LOG)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let plan = text(&cluster, &format!("EXPLAIN {query}")).await;
+        assert!(plan.contains("Hash([__wa_bucket@"), "{plan}");
+        assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
+        assert!(!plan.contains("BucketedWindowingExec"), "{plan}");
+        assert_eq!(text(&cluster, query).await, answer);
         // Without buckets (under a memory limit): grouped by the keys.
         let keyed = session_with(Some(single_phase_windowing_rule_without_buckets())).await;
         keyed.sql(MIXED_LOG).await.unwrap().collect().await.unwrap();

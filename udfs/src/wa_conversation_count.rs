@@ -94,8 +94,7 @@ impl AggregateUDFImpl for WaConversationCount {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let types = crate::by_key::arg_types(&args);
-        Ok(Box::new(self.groups(&args)?.with_arg_types(&types)))
+        Ok(Box::new(self.keyed_groups(&args)?))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -104,6 +103,16 @@ impl AggregateUDFImpl for WaConversationCount {
 }
 
 impl WaConversationCount {
+    /// The accumulator, in the by-key form when `args` are it.
+    pub(crate) fn keyed_groups(
+        &self,
+        args: &AccumulatorArgs,
+    ) -> Result<WindowingGroups<CountOutput>> {
+        Ok(self
+            .groups(args)?
+            .with_arg_types(&crate::by_key::arg_types(args)))
+    }
+
     fn groups(&self, args: &AccumulatorArgs) -> Result<WindowingGroups<CountOutput>> {
         let only = match args.exprs.get(trailing_arg(args)) {
             None => None,

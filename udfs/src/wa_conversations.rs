@@ -105,8 +105,7 @@ impl AggregateUDFImpl for WaConversations {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let types = crate::by_key::arg_types(&args);
-        Ok(Box::new(self.groups().with_arg_types(&types)))
+        Ok(Box::new(self.keyed_groups(&args)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -115,6 +114,15 @@ impl AggregateUDFImpl for WaConversations {
 }
 
 impl WaConversations {
+    /// The accumulator, in the by-key form when `args` are it.
+    pub(crate) fn keyed_groups(
+        &self,
+        args: &AccumulatorArgs,
+    ) -> WindowingGroups<ConversationsOutput> {
+        self.groups()
+            .with_arg_types(&crate::by_key::arg_types(args))
+    }
+
     fn groups(&self) -> WindowingGroups<ConversationsOutput> {
         WindowingGroups::new(RuleChoice::Auto, ConversationsOutput::default())
     }

@@ -123,8 +123,7 @@ impl AggregateUDFImpl for WaMessages {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let types = crate::by_key::arg_types(&args);
-        Ok(Box::new(groups(&args)?.with_arg_types(&types)))
+        Ok(Box::new(keyed_groups(&args)?))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -152,6 +151,11 @@ pub fn rule_choice(args: &AccumulatorArgs, index: usize) -> Result<RuleChoice> {
 /// Index of the constant after the log columns, in the form the plan uses.
 pub fn trailing_arg(args: &AccumulatorArgs) -> usize {
     crate::columns::trailing_arg_index(&crate::by_key::arg_types(args))
+}
+
+/// The accumulator, in the by-key form when `args` are it.
+pub(crate) fn keyed_groups(args: &AccumulatorArgs) -> Result<WindowingGroups<MessagesOutput>> {
+    Ok(groups(args)?.with_arg_types(&crate::by_key::arg_types(args)))
 }
 
 fn groups(args: &AccumulatorArgs) -> Result<WindowingGroups<MessagesOutput>> {

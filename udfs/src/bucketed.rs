@@ -1,0 +1,582 @@
+//! The by-key form's repartition and aggregate as one operator, for a run
+//! on one machine.
+//!
+//! The by-key plan ([`crate::by_key_plan`]) otherwise hash-repartitions the
+//! compact rows by their bucket and aggregates each partition. The
+//! repartition gathers every column of a batch into one small batch per
+//! output partition (`take`), its coalescer copies those into full batches
+//! again, and the aggregate copies each row once more into its row buffer
+//! after looking its bucket up in a hash table: three copies of every
+//! message id, and about 11% of the windowing query in its profile. This
+//! operator appends each input batch's rows straight into the row buffer of
+//! the output partition that owns their bucket (`bucket % partitions`; the
+//! group is `bucket / partitions`, so no hash table either). When every
+//! input has ended, each output partition evaluates its own buffer, with
+//! the output of the aggregate it stands for: the bucket, then each
+//! aggregate's list.
+//!
+//! It runs in one process and does not spill: a cluster keeps the
+//! repartition (it has no codec for this operator), and a session under a
+//! memory limit groups by the keys themselves (see [`crate::single_phase`]).
+//! Its rows still count against the session's memory pool.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::datatypes::{FieldRef, Schema, SchemaRef, UInt32Type};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::watch;
+
+use crate::buffer::RowsAccumulator;
+use crate::wa_conversation_count::WaConversationCount;
+use crate::wa_conversations::WaConversations;
+use crate::wa_key_bucket::KEY_BUCKETS;
+use crate::wa_messages::WaMessages;
+
+/// Buckets its input's rows into `partitions` windowing aggregates.
+#[derive(Debug)]
+pub struct BucketedWindowingExec {
+    input: Arc<dyn ExecutionPlan>,
+    /// The input's `UInt32` bucket column.
+    bucket: usize,
+    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    partitions: usize,
+    schema: SchemaRef,
+    cache: Arc<PlanProperties>,
+    /// Started by the first `execute`, shared by every output partition.
+    running: Mutex<Option<Arc<Running>>>,
+}
+
+impl BucketedWindowingExec {
+    /// `aggr_expr` are by-key windowing aggregates over `input`'s columns;
+    /// `None` when one of them is not a windowing aggregate.
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        bucket: usize,
+        aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+        partitions: usize,
+    ) -> Result<Option<Self>> {
+        let input_schema = input.schema();
+        for a in &aggr_expr {
+            if rows_accumulator(a, &input_schema)?.is_none() {
+                return Ok(None);
+            }
+        }
+        let mut fields: Vec<FieldRef> = vec![Arc::clone(&input_schema.fields()[bucket])];
+        fields.extend(aggr_expr.iter().map(|a| a.field()));
+        let schema = Arc::new(Schema::new(fields));
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(Some(Self {
+            input,
+            bucket,
+            aggr_expr,
+            partitions,
+            schema,
+            cache,
+            running: Mutex::new(None),
+        }))
+    }
+
+    /// The shared run, started on the first call.
+    fn running(&self, context: &Arc<TaskContext>) -> Result<Arc<Running>> {
+        let mut running = lock(&self.running);
+        if let Some(r) = running.as_ref() {
+            return Ok(Arc::clone(r));
+        }
+        let started = Arc::new(Running::start(self, context)?);
+        *running = Some(Arc::clone(&started));
+        Ok(started)
+    }
+}
+
+/// The accumulator a windowing aggregate feeds by row index; `None` for
+/// any other aggregate.
+fn rows_accumulator(
+    a: &AggregateFunctionExpr,
+    schema: &Schema,
+) -> Result<Option<Box<dyn RowsAccumulator>>> {
+    let exprs = a.expressions();
+    let expr_fields = exprs
+        .iter()
+        .map(|e| e.return_field(schema))
+        .collect::<Result<Vec<_>>>()?;
+    let args = AccumulatorArgs {
+        return_field: a.field(),
+        schema,
+        expr_fields: &expr_fields,
+        ignore_nulls: a.ignore_nulls(),
+        order_bys: a.order_bys(),
+        is_reversed: a.is_reversed(),
+        name: a.name(),
+        is_distinct: a.is_distinct(),
+        exprs: &exprs,
+    };
+    let f = a.fun().inner();
+    Ok(if let Some(f) = f.downcast_ref::<WaConversations>() {
+        Some(Box::new(f.keyed_groups(&args)))
+    } else if let Some(f) = f.downcast_ref::<WaConversationCount>() {
+        Some(Box::new(f.keyed_groups(&args)?))
+    } else if f.downcast_ref::<WaMessages>().is_some() {
+        Some(Box::new(crate::wa_messages::keyed_groups(&args)?))
+    } else {
+        None
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock fails the query anyway.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How the inputs stand.
+#[derive(Debug, Clone)]
+enum Inputs {
+    Reading,
+    Ended,
+    Failed(Arc<DataFusionError>),
+}
+
+/// One run: the input tasks and the shards they fill.
+struct Running {
+    shards: Arc<Shards>,
+    ended: watch::Receiver<Inputs>,
+    /// Aborted when the run is dropped (a cancelled query).
+    _inputs: Vec<SpawnedTask<()>>,
+}
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running").finish_non_exhaustive()
+    }
+}
+
+/// The output partitions' buffers, filled by the input tasks.
+struct Shards {
+    shards: Vec<Mutex<Shard>>,
+    /// Each aggregate's arguments.
+    args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    bucket: usize,
+    groups_per_shard: usize,
+    inputs_left: AtomicUsize,
+    ended: watch::Sender<Inputs>,
+}
+
+struct Shard {
+    accumulators: Vec<Box<dyn RowsAccumulator>>,
+    reservation: MemoryReservation,
+}
+
+impl Running {
+    fn start(exec: &BucketedWindowingExec, context: &Arc<TaskContext>) -> Result<Self> {
+        let input_schema = exec.input.schema();
+        let mut shards = Vec::with_capacity(exec.partitions);
+        for p in 0..exec.partitions {
+            let accumulators = exec
+                .aggr_expr
+                .iter()
+                .map(|a| {
+                    rows_accumulator(a, &input_schema)?.ok_or_else(|| {
+                        exec_datafusion_err!("{} is not a windowing aggregate", a.name())
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let reservation = MemoryConsumer::new(format!("BucketedWindowingExec[{p}]"))
+                .register(context.memory_pool());
+            shards.push(Mutex::new(Shard {
+                accumulators,
+                reservation,
+            }));
+        }
+        let inputs = exec
+            .input
+            .properties()
+            .output_partitioning()
+            .partition_count();
+        let (ended, ended_rx) = watch::channel(if inputs == 0 {
+            Inputs::Ended
+        } else {
+            Inputs::Reading
+        });
+        let shards = Arc::new(Shards {
+            shards,
+            args: exec.aggr_expr.iter().map(|a| a.expressions()).collect(),
+            bucket: exec.bucket,
+            groups_per_shard: (KEY_BUCKETS as usize).div_ceil(exec.partitions),
+            inputs_left: AtomicUsize::new(inputs),
+            ended,
+        });
+        let mut tasks = Vec::with_capacity(inputs);
+        for i in 0..inputs {
+            let stream = exec.input.execute(i, Arc::clone(context))?;
+            let shards = Arc::clone(&shards);
+            tasks.push(SpawnedTask::spawn(async move {
+                let read = shards.read(stream).await;
+                shards.input_ended(read);
+            }));
+        }
+        Ok(Self {
+            shards,
+            ended: ended_rx,
+            _inputs: tasks,
+        })
+    }
+
+    /// Output partition `p`: waits for every input, then evaluates its shard.
+    async fn output(
+        self: Arc<Self>,
+        p: usize,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut ended = self.ended.clone();
+        let inputs = ended
+            .wait_for(|s| !matches!(s, Inputs::Reading))
+            .await
+            .map_err(|_| exec_datafusion_err!("the windowing's inputs stopped"))?
+            .clone();
+        if let Inputs::Failed(e) = inputs {
+            return Err(DataFusionError::Shared(e));
+        }
+        let mut shard = lock(&self.shards.shards[p]);
+        let accumulators = std::mem::take(&mut shard.accumulators);
+        let partitions = self.shards.shards.len();
+        let groups = self.shards.groups_per_shard;
+        let bucket =
+            UInt32Array::from_iter_values((0..groups).map(|g| (g * partitions + p) as u32));
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(bucket)];
+        for mut a in accumulators {
+            columns.push(a.evaluate_all(groups)?);
+        }
+        shard.reservation.free();
+        let batch = RecordBatch::try_new(schema, columns)?;
+        let batch_size = batch_size.max(1);
+        Ok((0..groups)
+            .step_by(batch_size)
+            .map(|at| batch.slice(at, batch_size.min(groups - at)))
+            .collect())
+    }
+}
+
+impl Shards {
+    async fn read(&self, mut stream: SendableRecordBatchStream) -> Result<()> {
+        while let Some(batch) = stream.next().await {
+            self.append(&batch?)?;
+        }
+        Ok(())
+    }
+
+    fn input_ended(&self, read: Result<()>) {
+        match read {
+            Err(e) => {
+                let e = Arc::new(e);
+                self.ended.send_if_modified(|s| match s {
+                    Inputs::Failed(_) => false,
+                    _ => {
+                        *s = Inputs::Failed(e);
+                        true
+                    }
+                });
+            }
+            Ok(()) => {
+                if self.inputs_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.ended.send_if_modified(|s| match s {
+                        Inputs::Reading => {
+                            *s = Inputs::Ended;
+                            true
+                        }
+                        _ => false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Appends a batch's rows to the shards of their buckets: a counting
+    /// sort of row indices by shard, then each shard's rows under its lock.
+    fn append(&self, batch: &RecordBatch) -> Result<()> {
+        let buckets = batch
+            .column(self.bucket)
+            .as_primitive_opt::<UInt32Type>()
+            .filter(|b| b.null_count() == 0)
+            .ok_or_else(|| exec_datafusion_err!("the windowing's bucket must be a UInt32"))?;
+        let shards = self.shards.len();
+        let mut starts = vec![0usize; shards + 1];
+        for &b in buckets.values() {
+            if b >= KEY_BUCKETS {
+                return Err(exec_datafusion_err!("bucket {b} is out of range"));
+            }
+            starts[b as usize % shards + 1] += 1;
+        }
+        for s in 0..shards {
+            starts[s + 1] += starts[s];
+        }
+        let n = batch.num_rows();
+        let mut rows = vec![0u32; n];
+        let mut groups = vec![0u32; n];
+        let mut next = starts.clone();
+        for (i, &b) in buckets.values().iter().enumerate() {
+            let s = b as usize % shards;
+            rows[next[s]] = i as u32;
+            groups[next[s]] = b / shards as u32;
+            next[s] += 1;
+        }
+        let args = self
+            .args
+            .iter()
+            .map(|exprs| {
+                exprs
+                    .iter()
+                    .map(|e| e.evaluate(batch)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for s in 0..shards {
+            let range = starts[s]..starts[s + 1];
+            if range.is_empty() {
+                continue;
+            }
+            let mut shard = lock(&self.shards[s]);
+            let Shard {
+                accumulators,
+                reservation,
+            } = &mut *shard;
+            for (a, values) in accumulators.iter_mut().zip(&args) {
+                a.update_rows(
+                    values,
+                    &rows[range.clone()],
+                    &groups[range.clone()],
+                    self.groups_per_shard,
+                )?;
+            }
+            reservation.try_resize(accumulators.iter().map(|a| a.buffered_size()).sum())?;
+        }
+        Ok(())
+    }
+}
+
+impl DisplayAs for BucketedWindowingExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<&str> = self.aggr_expr.iter().map(|a| a.name()).collect();
+        write!(
+            f,
+            "BucketedWindowingExec: bucket={}@{}, partitions={}, aggr=[{}]",
+            self.schema.field(0).name(),
+            self.bucket,
+            self.partitions,
+            names.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for BucketedWindowingExec {
+    fn name(&self) -> &str {
+        "BucketedWindowingExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for a in &self.aggr_expr {
+            for e in a.expressions() {
+                if f(&e)? == TreeNodeRecursion::Stop {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .filter(|_| children.is_empty())
+            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec has one input"))?;
+        Self::try_new(input, self.bucket, self.aggr_expr.clone(), self.partitions)?
+            .map(|e| Arc::new(e) as _)
+            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    /// A new run: the children again, without this one's shards.
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = Arc::clone(&self.input);
+        self.replace_children(
+            vec![input],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition >= self.partitions {
+            return Err(exec_datafusion_err!(
+                "BucketedWindowingExec has {} partitions, not {partition}",
+                self.partitions
+            ));
+        }
+        let running = self.running(&context)?;
+        let batch_size = context.session_config().batch_size();
+        let schema = Arc::clone(&self.schema);
+        let output =
+            futures::stream::once(running.output(partition, Arc::clone(&schema), batch_size))
+                .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+                .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, output)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_optimizer::PhysicalOptimizerRule;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    use crate::{single_phase_windowing_rule, single_phase_windowing_rule_for_cluster};
+
+    /// 3,000 rows of two accounts and 37 customers; row 1234 is sent in
+    /// the year 2200 when `late` is set.
+    fn log(late: bool) -> String {
+        let sent = if late {
+            "CASE WHEN i = 1234 THEN 7258118400 ELSE 1706745600 + i * 620 END"
+        } else {
+            "1706745600 + i * 620"
+        };
+        format!(
+            "CREATE TABLE log AS SELECT
+            'm' || CAST(i AS VARCHAR) AS message_id,
+            'acct-' || CAST(i % 2 AS VARCHAR) AS account_id,
+            CASE WHEN i % 11 = 0 THEN 'cust-' || CAST(i % 3 AS VARCHAR)
+                 ELSE '+6281' || CAST(i % 37 AS VARCHAR) END AS customer_id,
+            CASE WHEN i % 4 = 0 THEN 'inbound' ELSE 'outbound' END AS direction,
+            CASE WHEN i % 4 = 3 THEN 'free_form' ELSE 'template' END AS message_type,
+            CASE i % 3 WHEN 0 THEN 'marketing' WHEN 1 THEN 'utility' ELSE 'authentication' END AS category,
+            CASE WHEN i % 4 = 0 THEN 'received' ELSE 'delivered' END AS status,
+            to_timestamp({sent}) AS sent_at,
+            to_timestamp({sent} + 5) AS delivered_at,
+            CAST(NULL AS VARCHAR) AS entry_point
+            FROM generate_series(0, 2999) AS t(i)"
+        )
+    }
+
+    const QUERY: &str = "SELECT account_id, wa_customer_key(customer_id) AS c,
+        wa_conversation_count(message_id, direction, message_type, category, status,
+                              sent_at, delivered_at, entry_point) AS n,
+        wa_conversations(message_id, direction, message_type, category, status,
+                         sent_at, delivered_at, entry_point) AS convs
+        FROM log GROUP BY 1, 2 ORDER BY 1, 2";
+
+    async fn session(
+        partitions: usize,
+        rule: Option<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+        late: bool,
+    ) -> SessionContext {
+        let mut builder = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(partitions))
+            .with_default_features();
+        if let Some(rule) = rule {
+            builder = builder.with_physical_optimizer_rule(rule);
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
+        crate::register_all(&ctx);
+        ctx.sql(&log(late)).await.unwrap().collect().await.unwrap();
+        ctx
+    }
+
+    async fn run(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<String> {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        Ok(pretty_format_batches(&batches)?.to_string())
+    }
+
+    #[tokio::test]
+    async fn buckets_in_one_operator_give_the_two_phase_answer_at_any_partition_count() {
+        let expected = run(&session(3, None, false).await, QUERY).await.unwrap();
+        assert_eq!(expected.matches("| acct-").count(), 2 * 37 + 2 * 3);
+        for partitions in [2, 3, 16] {
+            let ctx = session(partitions, Some(single_phase_windowing_rule()), false).await;
+            let plan = run(&ctx, &format!("EXPLAIN {QUERY}")).await.unwrap();
+            assert!(
+                plan.contains(&format!(
+                    "BucketedWindowingExec: bucket=__wa_bucket@6, partitions={partitions}"
+                )),
+                "{plan}"
+            );
+            assert_eq!(
+                run(&ctx, QUERY).await.unwrap(),
+                expected,
+                "{partitions} partitions"
+            );
+            // The same plan runs again from the start.
+            assert_eq!(run(&ctx, QUERY).await.unwrap(), expected);
+        }
+        // One customer in two accounts: most shards receive no rows.
+        let one = QUERY.replace("FROM log", "FROM log WHERE customer_id = '+628110'");
+        let expected_one = run(&session(3, None, false).await, &one).await.unwrap();
+        assert_eq!(expected_one.matches("| acct-").count(), 2, "{expected_one}");
+        let ctx = session(16, Some(single_phase_windowing_rule()), false).await;
+        assert_eq!(run(&ctx, &one).await.unwrap(), expected_one);
+        let cluster = session(3, Some(single_phase_windowing_rule_for_cluster()), false).await;
+        assert_eq!(run(&cluster, QUERY).await.unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn a_row_the_buffer_cannot_hold_fails_the_query_naming_its_message() {
+        let ctx = session(4, Some(single_phase_windowing_rule()), true).await;
+        let err = run(&ctx, QUERY).await.unwrap_err().to_string();
+        assert!(err.contains("message_id \"m1234\""), "{err}");
+        assert!(err.contains("outside the years 1827 to 2112"), "{err}");
+    }
+}
