@@ -44,7 +44,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 
-use crate::buffer::RowsAccumulator;
+use crate::buffer::{RowsAccumulator, SpareRows};
 use crate::wa_conversation_count::WaConversationCount;
 use crate::wa_conversations::WaConversations;
 use crate::wa_key_bucket::KEY_BUCKETS;
@@ -181,6 +181,9 @@ struct Shards {
     groups_per_shard: usize,
     inputs_left: AtomicUsize,
     ended: watch::Sender<Inputs>,
+    /// Row buffers that evaluated shards leave for the next ones to sort
+    /// into, so that each sort writes to memory already mapped.
+    spare: Mutex<Vec<SpareRows>>,
 }
 
 struct Shard {
@@ -226,6 +229,7 @@ impl Running {
             groups_per_shard: (KEY_BUCKETS as usize).div_ceil(exec.partitions),
             inputs_left: AtomicUsize::new(inputs),
             ended,
+            spare: Mutex::new(vec![]),
         });
         let mut tasks = Vec::with_capacity(inputs);
         for i in 0..inputs {
@@ -267,7 +271,10 @@ impl Running {
             UInt32Array::from_iter_values((0..groups).map(|g| (g * partitions + p) as u32));
         let mut columns: Vec<ArrayRef> = vec![Arc::new(bucket)];
         for mut a in accumulators {
+            let spare = lock(&self.shards.spare).pop().unwrap_or_default();
+            a.give_spare(spare);
             columns.push(a.evaluate_all(groups)?);
+            lock(&self.shards.spare).push(a.take_spare());
         }
         shard.reservation.free();
         let batch = RecordBatch::try_new(schema, columns)?;
