@@ -60,6 +60,9 @@ pub struct BucketedWindowingExec {
     partitions: usize,
     schema: SchemaRef,
     cache: Arc<PlanProperties>,
+    /// Per aggregate, the fields of its structs that the plan reads, where
+    /// known ([`crate::used_fields`]); the others need not be built.
+    fields_read: Vec<Option<Vec<String>>>,
     /// Started by the first `execute`, shared by every output partition.
     running: Mutex<Option<Arc<Running>>>,
 }
@@ -91,12 +94,33 @@ impl BucketedWindowingExec {
         Ok(Some(Self {
             input,
             bucket,
+            fields_read: vec![None; aggr_expr.len()],
             aggr_expr,
             partitions,
             schema,
             cache,
             running: Mutex::new(None),
         }))
+    }
+
+    /// This operator, building of aggregate `i`'s structs only the fields
+    /// named, for each `(i, names)` of `fields`.
+    pub fn with_fields_read(&self, fields: Vec<(usize, Vec<String>)>) -> Result<Self> {
+        let mut exec = self.fresh(Arc::clone(&self.input))?;
+        for (i, names) in fields {
+            if let Some(slot) = exec.fields_read.get_mut(i) {
+                *slot = Some(names);
+            }
+        }
+        Ok(exec)
+    }
+
+    /// The same operator over `input`, not yet run.
+    fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        let mut exec = Self::try_new(input, self.bucket, self.aggr_expr.clone(), self.partitions)?
+            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
+        exec.fields_read = self.fields_read.clone();
+        Ok(exec)
     }
 
     /// The shared run, started on the first call.
@@ -199,10 +223,15 @@ impl Running {
             let accumulators = exec
                 .aggr_expr
                 .iter()
-                .map(|a| {
-                    rows_accumulator(a, &input_schema)?.ok_or_else(|| {
+                .zip(&exec.fields_read)
+                .map(|(a, fields)| {
+                    let mut accumulator = rows_accumulator(a, &input_schema)?.ok_or_else(|| {
                         exec_datafusion_err!("{} is not a windowing aggregate", a.name())
-                    })
+                    })?;
+                    if let Some(fields) = fields {
+                        accumulator.build_only(fields);
+                    }
+                    Ok(accumulator)
                 })
                 .collect::<Result<_>>()?;
             let reservation = MemoryConsumer::new(format!("BucketedWindowingExec[{p}]"))
@@ -393,7 +422,13 @@ impl DisplayAs for BucketedWindowingExec {
             self.bucket,
             self.partitions,
             names.join(", ")
-        )
+        )?;
+        for (i, fields) in self.fields_read.iter().enumerate() {
+            if let Some(fields) = fields {
+                write!(f, ", fields_read[{i}]=[{}]", fields.join(", "))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -437,9 +472,7 @@ impl ExecutionPlan for BucketedWindowingExec {
             .pop()
             .filter(|_| children.is_empty())
             .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec has one input"))?;
-        Self::try_new(input, self.bucket, self.aggr_expr.clone(), self.partitions)?
-            .map(|e| Arc::new(e) as _)
-            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))
+        Ok(Arc::new(self.fresh(input)?))
     }
 
     fn with_new_children(
@@ -577,6 +610,55 @@ mod tests {
         assert_eq!(run(&ctx, &one).await.unwrap(), expected_one);
         let cluster = session(3, Some(single_phase_windowing_rule_for_cluster()), false).await;
         assert_eq!(run(&cluster, QUERY).await.unwrap(), expected);
+    }
+
+    /// The `conversations` view's shape: unnest the lists, read fields.
+    fn unnested(select: &str, tail: &str) -> String {
+        format!(
+            "SELECT {select} FROM (
+               SELECT account_id, k, unnest(convs) AS c FROM (
+                 SELECT account_id, wa_customer_key(customer_id) AS k,
+                   wa_conversations(message_id, direction, message_type, category, status,
+                                    sent_at, delivered_at, entry_point) AS convs
+                 FROM log GROUP BY 1, 2)) {tail}"
+        )
+    }
+
+    #[tokio::test]
+    async fn only_the_struct_fields_a_query_reads_are_built() {
+        let two_phase = session(3, None, false).await;
+        let ctx = session(3, Some(single_phase_windowing_rule()), false).await;
+        let cases = [
+            (
+                "c['category'] AS category, count(*) AS n",
+                Some("[category]"),
+            ),
+            (
+                "account_id, c['opened_at'], c['category'] || '!'",
+                Some("[category, opened_at]"),
+            ),
+            (
+                "k, c['opening_message_id'], c['expires_at']",
+                Some("[expires_at, opening_message_id]"),
+            ),
+            // The whole struct is read: every field is built.
+            ("k, c, c['category']", None),
+        ];
+        for (select, fields) in cases {
+            let sql = match select.contains("count(*)") {
+                true => unnested(select, "GROUP BY 1 ORDER BY 1"),
+                false => unnested(select, "ORDER BY 1, 2, 3"),
+            };
+            let plan = run(&ctx, &format!("EXPLAIN {sql}")).await.unwrap();
+            assert!(plan.contains("BucketedWindowingExec"), "{plan}");
+            match fields {
+                Some(f) => assert!(plan.contains(&format!("fields_read[0]={f}")), "{plan}"),
+                None => assert!(!plan.contains("fields_read"), "{plan}"),
+            }
+            let expected = run(&two_phase, &sql).await.unwrap();
+            assert!(expected.lines().count() >= 7, "{expected}");
+            assert_eq!(run(&ctx, &sql).await.unwrap(), expected, "{select}");
+        }
     }
 
     #[tokio::test]

@@ -559,6 +559,10 @@ pub trait PairOutput: Send + Sync + std::fmt::Debug + 'static {
         outcomes: &[MessageOutcome],
     ) -> Result<()>;
     fn finish(&mut self) -> Result<ArrayRef>;
+    /// Builds only the struct fields named in `fields`, the others as
+    /// placeholders of the same type that nothing reads. By default every
+    /// field is built.
+    fn build_only(&mut self, _fields: &[String]) {}
 }
 
 /// The state columns: one list per buffered column.
@@ -1002,6 +1006,10 @@ pub trait RowsAccumulator: Send + std::fmt::Debug {
     /// A buffer for the next evaluation's group sort to write into.
     fn give_spare(&mut self, spare: SpareRows);
 
+    /// Builds only the value's struct fields named in `fields` (the others
+    /// as placeholders), where the output knows how ([`PairOutput::build_only`]).
+    fn build_only(&mut self, fields: &[String]);
+
     /// The buffer the last evaluation's group sort left over.
     fn take_spare(&mut self) -> SpareRows;
 }
@@ -1035,6 +1043,10 @@ impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
 
     fn give_spare(&mut self, spare: SpareRows) {
         self.log.spare = spare.0;
+    }
+
+    fn build_only(&mut self, fields: &[String]) {
+        self.output.build_only(fields);
     }
 
     fn take_spare(&mut self) -> SpareRows {

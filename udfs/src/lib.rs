@@ -14,6 +14,7 @@ mod literal;
 pub mod phone_country;
 pub mod rules;
 pub mod single_phase;
+mod used_fields;
 pub mod wa_conversation_count;
 pub mod wa_conversations;
 pub mod wa_customer_key;

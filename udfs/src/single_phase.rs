@@ -82,13 +82,15 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_down(|plan| {
-            Ok(match single_phase(&plan, config, self)? {
-                Some(rewritten) => Transformed::yes(rewritten),
-                None => Transformed::no(plan),
-            })
-        })
-        .map(|t| t.data)
+        let plan = plan
+            .transform_down(|plan| {
+                Ok(match single_phase(&plan, config, self)? {
+                    Some(rewritten) => Transformed::yes(rewritten),
+                    None => Transformed::no(plan),
+                })
+            })?
+            .data;
+        crate::used_fields::keep_used_fields(plan)
     }
 
     fn name(&self) -> &str {

@@ -4,8 +4,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayRef, ListArray, StringBuilder, StructArray, TimestampMicrosecondArray};
-use arrow::buffer::OffsetBuffer;
+use arrow::array::{
+    ArrayRef, ListArray, StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
+};
+use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -132,10 +134,15 @@ impl WaConversations {
 #[derive(Debug, Default)]
 pub struct ConversationsOutput {
     offsets: Vec<i32>,
+    /// Conversations pushed since the last `finish`.
+    rows: usize,
     category: StringBuilder,
     opened_at: Vec<i64>,
     expires_at: Vec<i64>,
     opening_message_id: StringBuilder,
+    /// Fields (in `conversation_fields` order) nothing reads: built as
+    /// empty strings and zero times ([`PairOutput::build_only`]).
+    unread: [bool; 4],
 }
 
 impl PairOutput for ConversationsOutput {
@@ -151,33 +158,69 @@ impl PairOutput for ConversationsOutput {
         first_row: u32,
         outcomes: &[MessageOutcome],
     ) -> Result<()> {
-        for m in outcomes {
-            if m.conversation.is_some() {
-                log.prefetch_id(first_row + m.row);
+        let [no_category, no_opened, no_expires, no_id] = self.unread;
+        if !no_id {
+            for m in outcomes {
+                if m.conversation.is_some() {
+                    log.prefetch_id(first_row + m.row);
+                }
             }
         }
         for m in outcomes {
             if let (Some((category, expires)), Some(opened)) = (m.conversation, m.event_at) {
-                self.category.append_value(category.as_str());
-                self.opened_at.push(opened);
-                self.expires_at.push(expires);
-                let id = log.id_str(first_row + m.row);
-                self.opening_message_id.append_value(id);
+                self.rows += 1;
+                if !no_category {
+                    self.category.append_value(category.as_str());
+                }
+                if !no_opened {
+                    self.opened_at.push(opened);
+                }
+                if !no_expires {
+                    self.expires_at.push(expires);
+                }
+                if !no_id {
+                    let id = log.id_str(first_row + m.row);
+                    self.opening_message_id.append_value(id);
+                }
             }
         }
-        self.offsets.push(self.opened_at.len() as i32);
+        self.offsets.push(self.rows as i32);
         Ok(())
     }
 
+    fn build_only(&mut self, fields: &[String]) {
+        for (unread, field) in self.unread.iter_mut().zip(conversation_fields().iter()) {
+            *unread = !fields.iter().any(|f| f == field.name());
+        }
+    }
+
     fn finish(&mut self) -> Result<ArrayRef> {
-        let ts = |v: &mut Vec<i64>| -> ArrayRef {
-            Arc::new(TimestampMicrosecondArray::from(std::mem::take(v)).with_timezone("UTC"))
+        let rows = std::mem::take(&mut self.rows);
+        let [no_category, no_opened, no_expires, no_id] = self.unread;
+        let ts = |v: &mut Vec<i64>, unread: bool| -> ArrayRef {
+            let v = if unread {
+                vec![0; rows]
+            } else {
+                std::mem::take(v)
+            };
+            Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+        };
+        let text = |b: &mut StringBuilder, unread: bool| -> ArrayRef {
+            if unread {
+                Arc::new(StringArray::new(
+                    OffsetBuffer::new_zeroed(rows),
+                    Buffer::from_vec(Vec::<u8>::new()),
+                    None,
+                ))
+            } else {
+                Arc::new(b.finish())
+            }
         };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.category.finish()),
-            ts(&mut self.opened_at),
-            ts(&mut self.expires_at),
-            Arc::new(self.opening_message_id.finish()),
+            text(&mut self.category, no_category),
+            ts(&mut self.opened_at, no_opened),
+            ts(&mut self.expires_at, no_expires),
+            text(&mut self.opening_message_id, no_id),
         ];
         let structs = StructArray::try_new(conversation_fields(), columns, None)?;
         let DataType::List(item) = return_type() else {

@@ -1,0 +1,154 @@
+//! Which fields of a windowing aggregate's structs a query reads, so that
+//! the aggregate builds only those.
+//!
+//! Views unnest `wa_conversations(...)` into a struct per conversation and
+//! read its fields with `c['category']`. A report usually needs one or two
+//! of the four fields, but the aggregate built all of them, the opening
+//! message's id (a string copy per conversation) included, and the
+//! unnest copied them again: about a tenth of `SELECT category, count(*)
+//! FROM conversations GROUP BY category`. This pass finds the plan's
+//! `ProjectionExec ← UnnestExec ← ProjectionExec…` over a
+//! [`BucketedWindowingExec`]'s list, and when every use of the unnested
+//! struct is a `get_field` by name, tells the operator those names. The
+//! others are filled with empty strings and zero times, which nothing
+//! reads; the schema stays the same. Any other shape keeps every field.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::Result;
+use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::unnest::UnnestExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::bucketed::BucketedWindowingExec;
+
+/// `plan` with each [`BucketedWindowingExec`] told the struct fields its
+/// consumers read, where they can be known.
+pub fn keep_used_fields(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    // The operators (by address) and, per aggregate, the fields read.
+    let mut used: HashMap<usize, Vec<(usize, Vec<String>)>> = HashMap::new();
+    plan.apply(|node| {
+        if let Some((exec, aggregate, fields)) = fields_read(node) {
+            used.entry(address(&exec))
+                .or_default()
+                .push((aggregate, fields));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if used.is_empty() {
+        return Ok(plan);
+    }
+    plan.transform_up(|node| {
+        let Some(exec) = node.downcast_ref::<BucketedWindowingExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        match used.get(&address(&node)) {
+            Some(fields) => Ok(Transformed::yes(Arc::new(
+                exec.with_fields_read(fields.clone())?,
+            ))),
+            None => Ok(Transformed::no(node)),
+        }
+    })
+    .map(|t| t.data)
+}
+
+fn address(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    Arc::as_ptr(plan) as *const () as usize
+}
+
+/// At a `ProjectionExec` over an `UnnestExec` of one list column whose
+/// every use is `get_field(column, 'name')`: the windowing operator the
+/// list comes from, the aggregate's index in it, and the names.
+fn fields_read(
+    node: &Arc<dyn ExecutionPlan>,
+) -> Option<(Arc<dyn ExecutionPlan>, usize, Vec<String>)> {
+    let read = node.downcast_ref::<ProjectionExec>()?;
+    let unnest = read.input().downcast_ref::<UnnestExec>()?;
+    let [list] = unnest.list_column_indices() else {
+        return None;
+    };
+    let unnest_input = unnest.input();
+    if list.depth != 1
+        || !unnest.struct_column_indices().is_empty()
+        || unnest.schema().fields().len() != unnest_input.schema().fields().len()
+    {
+        return None;
+    }
+    // Unnesting one list at depth 1 keeps the columns in place.
+    let column = list.index_in_input_schema;
+    let mut names = vec![];
+    for e in read.expr() {
+        if !only_fields_of(&e.expr, column, &mut names) {
+            return None;
+        }
+    }
+    // Down through projections that only rename the column.
+    let mut plan = Arc::clone(unnest_input);
+    let mut column = column;
+    while let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let exprs = projection.expr();
+        let source = exprs[column].expr.downcast_ref::<Column>()?.index();
+        let uses = exprs.iter().filter(|e| references(&e.expr, source)).count();
+        if uses != 1 {
+            return None;
+        }
+        column = source;
+        plan = Arc::clone(projection.input());
+    }
+    // The by-key plan's own unnest, whose columns name their aggregate.
+    let by_key = plan.downcast_ref::<UnnestExec>()?;
+    let exec = Arc::clone(by_key.input());
+    exec.downcast_ref::<BucketedWindowingExec>()?;
+    let schema = plan.schema();
+    let aggregate = schema
+        .field(column)
+        .name()
+        .strip_prefix("__wa_value_")?
+        .parse()
+        .ok()?;
+    names.sort();
+    names.dedup();
+    Some((exec, aggregate, names))
+}
+
+/// Whether every use of `column` in `expr` is `get_field(column, 'name',
+/// …)`; the names go to `names`.
+fn only_fields_of(expr: &Arc<dyn PhysicalExpr>, column: usize, names: &mut Vec<String>) -> bool {
+    if let Some(f) = expr.downcast_ref::<ScalarFunctionExpr>() {
+        let args = f.args();
+        let of_column = args
+            .first()
+            .and_then(|a| a.downcast_ref::<Column>())
+            .is_some_and(|c| c.index() == column);
+        if f.name() == "get_field" && of_column {
+            let name = args
+                .get(1)
+                .and_then(|a| a.downcast_ref::<Literal>())
+                .and_then(|l| l.value().try_as_str().flatten());
+            let Some(name) = name else {
+                return false;
+            };
+            names.push(name.to_string());
+            return args[1..].iter().all(|a| only_fields_of(a, column, names));
+        }
+    }
+    if expr
+        .downcast_ref::<Column>()
+        .is_some_and(|c| c.index() == column)
+    {
+        return false;
+    }
+    expr.children()
+        .into_iter()
+        .all(|c| only_fields_of(c, column, names))
+}
+
+fn references(expr: &Arc<dyn PhysicalExpr>, column: usize) -> bool {
+    expr.downcast_ref::<Column>()
+        .is_some_and(|c| c.index() == column)
+        || expr.children().into_iter().any(|c| references(c, column))
+}
