@@ -37,6 +37,9 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput, Time,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -65,6 +68,9 @@ pub struct BucketedWindowingExec {
     fields_read: Vec<Option<Vec<String>>>,
     /// Started by the first `execute`, shared by every output partition.
     running: Mutex<Option<Arc<Running>>>,
+    /// `append_time` per input partition; `elapsed_compute` (evaluating)
+    /// and `output_rows` per output partition (`EXPLAIN ANALYZE`).
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl BucketedWindowingExec {
@@ -100,6 +106,7 @@ impl BucketedWindowingExec {
             schema,
             cache,
             running: Mutex::new(None),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 
@@ -264,8 +271,9 @@ impl Running {
         for i in 0..inputs {
             let stream = exec.input.execute(i, Arc::clone(context))?;
             let shards = Arc::clone(&shards);
+            let append_time = MetricBuilder::new(&exec.metrics).subset_time("append_time", i);
             tasks.push(SpawnedTask::spawn(async move {
-                let read = shards.read(stream).await;
+                let read = shards.read(stream, append_time).await;
                 shards.input_ended(read);
             }));
         }
@@ -282,6 +290,7 @@ impl Running {
         p: usize,
         schema: SchemaRef,
         batch_size: usize,
+        metrics: BaselineMetrics,
     ) -> Result<Vec<RecordBatch>> {
         let mut ended = self.ended.clone();
         let inputs = ended
@@ -292,6 +301,7 @@ impl Running {
         if let Inputs::Failed(e) = inputs {
             return Err(DataFusionError::Shared(e));
         }
+        let _timer = metrics.elapsed_compute().timer();
         let mut shard = lock(&self.shards.shards[p]);
         let accumulators = std::mem::take(&mut shard.accumulators);
         let partitions = self.shards.shards.len();
@@ -310,15 +320,21 @@ impl Running {
         let batch_size = batch_size.max(1);
         Ok((0..groups)
             .step_by(batch_size)
-            .map(|at| batch.slice(at, batch_size.min(groups - at)))
+            .map(|at| {
+                batch
+                    .slice(at, batch_size.min(groups - at))
+                    .record_output(&metrics)
+            })
             .collect())
     }
 }
 
 impl Shards {
-    async fn read(&self, mut stream: SendableRecordBatchStream) -> Result<()> {
+    async fn read(&self, mut stream: SendableRecordBatchStream, append_time: Time) -> Result<()> {
         while let Some(batch) = stream.next().await {
-            self.append(&batch?)?;
+            let batch = batch?;
+            let _timer = append_time.timer();
+            self.append(&batch)?;
         }
         Ok(())
     }
@@ -459,6 +475,10 @@ impl ExecutionPlan for BucketedWindowingExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
         vec![false]
     }
@@ -508,10 +528,15 @@ impl ExecutionPlan for BucketedWindowingExec {
         let running = self.running(&context)?;
         let batch_size = context.session_config().batch_size();
         let schema = Arc::clone(&self.schema);
-        let output =
-            futures::stream::once(running.output(partition, Arc::clone(&schema), batch_size))
-                .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-                .try_flatten();
+        let metrics = BaselineMetrics::new(&self.metrics, partition);
+        let output = futures::stream::once(running.output(
+            partition,
+            Arc::clone(&schema),
+            batch_size,
+            metrics,
+        ))
+        .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+        .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, output)))
     }
 }
@@ -601,6 +626,17 @@ mod tests {
             );
             // The same plan runs again from the start.
             assert_eq!(run(&ctx, QUERY).await.unwrap(), expected);
+            let analyzed = run(&ctx, &format!("EXPLAIN ANALYZE {QUERY}"))
+                .await
+                .unwrap();
+            let line = analyzed
+                .lines()
+                .find(|l| l.contains("BucketedWindowingExec"))
+                .unwrap_or_else(|| panic!("{analyzed}"));
+            // A row per bucket, in batches.
+            assert!(line.contains("output_rows=16.3"), "{line}");
+            assert!(!line.contains("output_batches=0"), "{line}");
+            assert!(line.contains("append_time="), "{line}");
         }
         // One customer in two accounts: most shards receive no rows.
         let one = QUERY.replace("FROM log", "FROM log WHERE customer_id = '+628110'");
