@@ -21,6 +21,7 @@
 //! Its rows still count against the session's memory pool.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,7 +45,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 
 use crate::buffer::{RowsAccumulator, SpareRows};
@@ -273,7 +274,14 @@ impl Running {
             let shards = Arc::clone(&shards);
             let append_time = MetricBuilder::new(&exec.metrics).subset_time("append_time", i);
             tasks.push(SpawnedTask::spawn(async move {
-                let read = shards.read(stream, append_time).await;
+                // A panic must still end the input, or the outputs would
+                // wait for it forever.
+                let read = AssertUnwindSafe(shards.read(stream, append_time))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(exec_datafusion_err!("a windowing input task panicked"))
+                    });
                 shards.input_ended(read);
             }));
         }
