@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::datatypes::{FieldRef, Schema, SchemaRef, UInt32Type};
+use arrow::datatypes::{DataType, FieldRef, Fields, Schema, SchemaRef, UInt32Type};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
@@ -67,6 +67,9 @@ pub struct BucketedWindowingExec {
     /// Per aggregate, the fields of its structs that the plan reads, where
     /// known ([`crate::used_fields`]); the others need not be built.
     fields_read: Vec<Option<Vec<String>>>,
+    /// Whether the output is the one aggregate's structs, one row each
+    /// ([`Self::flattened`]), rather than a row per bucket.
+    flat: bool,
     /// Started by the first `execute`, shared by every output partition.
     running: Mutex<Option<Arc<Running>>>,
     /// `append_time` per input partition; `elapsed_compute` (evaluating)
@@ -102,6 +105,7 @@ impl BucketedWindowingExec {
             input,
             bucket,
             fields_read: vec![None; aggr_expr.len()],
+            flat: false,
             aggr_expr,
             partitions,
             schema,
@@ -123,11 +127,42 @@ impl BucketedWindowingExec {
         Ok(exec)
     }
 
+    /// This operator, emitting its one aggregate's structs flat: a row per
+    /// struct of every pair's list, the struct's fields as columns, which is
+    /// what unnesting the by-key list and then each pair's list gives when
+    /// nothing reads the keys ([`crate::used_fields`]). `None` unless the
+    /// operator has one aggregate whose value is a list of structs.
+    pub fn flattened(&self) -> Result<Option<Self>> {
+        let exec = self.fresh(Arc::clone(&self.input))?;
+        Ok(exec.into_flat())
+    }
+
+    fn into_flat(mut self) -> Option<Self> {
+        let [aggregate] = self.aggr_expr.as_slice() else {
+            return None;
+        };
+        let fields = flat_fields(aggregate.field().data_type())?;
+        self.flat = true;
+        self.schema = Arc::new(Schema::new(fields));
+        self.cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&self.schema)),
+            Partitioning::UnknownPartitioning(self.partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Some(self)
+    }
+
     /// The same operator over `input`, not yet run.
     fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
         let mut exec = Self::try_new(input, self.bucket, self.aggr_expr.clone(), self.partitions)?
             .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
         exec.fields_read = self.fields_read.clone();
+        if self.flat {
+            exec = exec.into_flat().ok_or_else(|| {
+                exec_datafusion_err!("BucketedWindowingExec lost its flat output")
+            })?;
+        }
         Ok(exec)
     }
 
@@ -140,6 +175,23 @@ impl BucketedWindowingExec {
         let started = Arc::new(Running::start(self, context)?);
         *running = Some(Arc::clone(&started));
         Ok(started)
+    }
+}
+
+/// The fields of the structs of a by-key value `[{key0, …, value: [{…}]}]`.
+fn flat_fields(by_key: &DataType) -> Option<Fields> {
+    let DataType::List(pair) = by_key else {
+        return None;
+    };
+    let DataType::Struct(pair) = pair.data_type() else {
+        return None;
+    };
+    let DataType::List(item) = pair.last()?.data_type() else {
+        return None;
+    };
+    match item.data_type() {
+        DataType::Struct(fields) => Some(fields.clone()),
+        _ => None,
     }
 }
 
@@ -239,6 +291,9 @@ impl Running {
                     if let Some(fields) = fields {
                         accumulator.build_only(fields);
                     }
+                    if exec.flat {
+                        accumulator.values_only();
+                    }
                     Ok(accumulator)
                 })
                 .collect::<Result<_>>()?;
@@ -297,6 +352,7 @@ impl Running {
         self: Arc<Self>,
         p: usize,
         schema: SchemaRef,
+        flat: bool,
         batch_size: usize,
         metrics: BaselineMetrics,
     ) -> Result<Vec<RecordBatch>> {
@@ -324,17 +380,46 @@ impl Running {
             lock(&self.shards.spare).push(a.take_spare());
         }
         shard.reservation.free();
-        let batch = RecordBatch::try_new(schema, columns)?;
+        let batch = if flat {
+            let [_, values] = columns.as_slice() else {
+                return Err(exec_datafusion_err!("a flat windowing has one aggregate"));
+            };
+            RecordBatch::try_new(schema, flat_columns(values)?)?
+        } else {
+            RecordBatch::try_new(schema, columns)?
+        };
+        let rows = batch.num_rows();
         let batch_size = batch_size.max(1);
-        Ok((0..groups)
+        Ok((0..rows)
             .step_by(batch_size)
             .map(|at| {
                 batch
-                    .slice(at, batch_size.min(groups - at))
+                    .slice(at, batch_size.min(rows - at))
                     .record_output(&metrics)
             })
             .collect())
     }
+}
+
+/// The columns of the structs of every list of `values` (a list per pair),
+/// in order.
+fn flat_columns(values: &ArrayRef) -> Result<Vec<ArrayRef>> {
+    let lists = values
+        .as_list_opt::<i32>()
+        .filter(|l| l.null_count() == 0)
+        .ok_or_else(|| exec_datafusion_err!("a flat windowing's values must be lists"))?;
+    let offsets = lists.value_offsets();
+    let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    let structs = lists.values().slice(start, end - start);
+    let structs = structs
+        .as_struct_opt()
+        .ok_or_else(|| exec_datafusion_err!("a flat windowing's lists must hold structs"))?;
+    if structs.null_count() > 0 {
+        return Err(exec_datafusion_err!(
+            "a flat windowing's structs must not be null"
+        ));
+    }
+    Ok(structs.columns().to_vec())
 }
 
 impl Shards {
@@ -452,6 +537,9 @@ impl DisplayAs for BucketedWindowingExec {
                 write!(f, ", fields_read[{i}]=[{}]", fields.join(", "))?;
             }
         }
+        if self.flat {
+            write!(f, ", flat")?;
+        }
         Ok(())
     }
 }
@@ -540,6 +628,7 @@ impl ExecutionPlan for BucketedWindowingExec {
         let output = futures::stream::once(running.output(
             partition,
             Arc::clone(&schema),
+            self.flat,
             batch_size,
             metrics,
         ))
@@ -672,29 +761,46 @@ mod tests {
     async fn only_the_struct_fields_a_query_reads_are_built() {
         let two_phase = session(3, None, false).await;
         let ctx = session(3, Some(single_phase_windowing_rule()), false).await;
+        // (select, the fields read, whether the structs come out flat)
         let cases = [
             (
                 "c['category'] AS category, count(*) AS n",
                 Some("[category]"),
+                true,
             ),
+            (
+                "c['opened_at'], c['category'] || '!', c['opening_message_id']",
+                Some("[category, opened_at, opening_message_id]"),
+                true,
+            ),
+            // A key is read: the unnests stay.
             (
                 "account_id, c['opened_at'], c['category'] || '!'",
                 Some("[category, opened_at]"),
+                false,
             ),
             (
                 "k, c['opening_message_id'], c['expires_at']",
                 Some("[expires_at, opening_message_id]"),
+                false,
             ),
             // The whole struct is read: every field is built.
-            ("k, c, c['category']", None),
+            ("k, c, c['category']", None, false),
         ];
-        for (select, fields) in cases {
+        for (select, fields, flat) in cases {
             let sql = match select.contains("count(*)") {
                 true => unnested(select, "GROUP BY 1 ORDER BY 1"),
                 false => unnested(select, "ORDER BY 1, 2, 3"),
             };
-            check_fields_read(&two_phase, &ctx, &sql, fields).await;
+            check_fields_read(&two_phase, &ctx, &sql, fields, flat).await;
         }
+        // Flat, with most shards empty: one customer in two accounts.
+        let one = unnested(
+            "c['category'] AS category, c['opened_at'] AS opened",
+            "ORDER BY 1, 2",
+        )
+        .replace("FROM log", "FROM log WHERE customer_id = '+628110'");
+        check_fields_read(&two_phase, &ctx, &one, Some("[category, opened_at]"), true).await;
         // A filter on a field the output does not show: whatever the plan's
         // shape, that field is built.
         let filtered = unnested(
@@ -717,13 +823,14 @@ mod tests {
         assert_ne!(expected, all, "the filter drops some conversations");
     }
 
-    /// `sql` through the rule reads `fields` (`None`: every field) and
-    /// answers as two-phase aggregation does.
+    /// `sql` through the rule reads `fields` (`None`: every field), emits
+    /// the structs flat or not, and answers as two-phase aggregation does.
     async fn check_fields_read(
         two_phase: &SessionContext,
         ctx: &SessionContext,
         sql: &str,
         fields: Option<&str>,
+        flat: bool,
     ) {
         let plan = run(ctx, &format!("EXPLAIN {sql}")).await.unwrap();
         assert!(plan.contains("BucketedWindowingExec"), "{plan}");
@@ -731,6 +838,8 @@ mod tests {
             Some(f) => assert!(plan.contains(&format!("fields_read[0]={f}")), "{plan}"),
             None => assert!(!plan.contains("fields_read"), "{plan}"),
         }
+        assert_eq!(plan.contains(", flat"), flat, "{plan}");
+        assert_eq!(plan.contains("UnnestExec"), !flat, "{plan}");
         let expected = run(two_phase, sql).await.unwrap();
         assert!(expected.lines().count() >= 7, "{expected}");
         assert_eq!(run(ctx, sql).await.unwrap(), expected, "{sql}");

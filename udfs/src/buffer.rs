@@ -602,6 +602,9 @@ pub struct WindowingGroups<O: PairOutput> {
     /// each group emitted has.
     pair_keys: Vec<u64>,
     pairs_per_group: Vec<usize>,
+    /// Evaluate to the pairs' values without their keys
+    /// ([`RowsAccumulator::values_only`]).
+    values_only: bool,
 }
 
 impl<O: PairOutput> WindowingGroups<O> {
@@ -619,6 +622,7 @@ impl<O: PairOutput> WindowingGroups<O> {
             split: KeySplit::default(),
             pair_keys: vec![],
             pairs_per_group: vec![],
+            values_only: false,
         }
     }
 
@@ -808,8 +812,8 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         self.index = Some(index);
         self.end_emit(n);
         match &self.keys {
-            None => Ok(values),
-            Some(keys) => self.per_key_lists(keys, values),
+            Some(keys) if !self.values_only => self.per_key_lists(keys, values),
+            _ => Ok(values),
         }
     }
 
@@ -1012,6 +1016,11 @@ pub trait RowsAccumulator: Send + std::fmt::Debug {
 
     /// The buffer the last evaluation's group sort left over.
     fn take_spare(&mut self) -> SpareRows;
+
+    /// Evaluates to each pair's value alone, without the by-key form's
+    /// list of `{key0, …, value}` per group: for a consumer that reads no
+    /// key.
+    fn values_only(&mut self);
 }
 
 impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
@@ -1051,6 +1060,10 @@ impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
 
     fn take_spare(&mut self) -> SpareRows {
         SpareRows(std::mem::take(&mut self.log.spare))
+    }
+
+    fn values_only(&mut self) {
+        self.values_only = true;
     }
 }
 
