@@ -38,24 +38,46 @@ async fn time_query(config: &Config, sql: &str) -> Result<(f64, Vec<RecordBatch>
     Ok((start.elapsed().as_secs_f64(), batches))
 }
 
-/// Times two queries alternately `runs` times, each in a fresh session;
-/// returns their median seconds and the last answer of each.
+/// Two queries timed alternately.
+struct Interleaved {
+    a_median: f64,
+    b_median: f64,
+    /// The median of each run's `b / a`. This machine's speed drifts from
+    /// minute to minute; a run's two queries share its moment, so their
+    /// ratio drifts less than either time does.
+    ratio_median: f64,
+    a_last: Vec<RecordBatch>,
+    b_last: Vec<RecordBatch>,
+}
+
+/// Times two queries alternately `runs` times, each in a fresh session.
 async fn interleaved(
     runs: usize,
     (a_name, a_config, a_sql): (&str, &Config, &str),
     (b_name, b_config, b_sql): (&str, &Config, &str),
-) -> Result<(f64, f64, Vec<RecordBatch>, Vec<RecordBatch>)> {
-    let (mut a_times, mut b_times) = (vec![], vec![]);
+) -> Result<Interleaved> {
+    let (mut a_times, mut b_times, mut ratios) = (vec![], vec![], vec![]);
     let (mut a_last, mut b_last) = (vec![], vec![]);
     for run in 0..runs.max(1) {
         let (a, a_batches) = time_query(a_config, a_sql).await?;
         let (b, b_batches) = time_query(b_config, b_sql).await?;
-        eprintln!("run {}: {a_name} {a:.3} s, {b_name} {b:.3} s", run + 1);
+        eprintln!(
+            "run {}: {a_name} {a:.3} s, {b_name} {b:.3} s, ratio {:.2}x",
+            run + 1,
+            b / a
+        );
         a_times.push(a);
         b_times.push(b);
+        ratios.push(b / a);
         (a_last, b_last) = (a_batches, b_batches);
     }
-    Ok((median(&mut a_times), median(&mut b_times), a_last, b_last))
+    Ok(Interleaved {
+        a_median: median(&mut a_times),
+        b_median: median(&mut b_times),
+        ratio_median: median(&mut ratios),
+        a_last,
+        b_last,
+    })
 }
 
 /// Category counts from a `category, count` result.
@@ -171,16 +193,20 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     }
     let mut config = config.clone();
     config.data = args.dir.to_string_lossy().into_owned();
-    let (p, w, _, last) = interleaved(
+    let t = interleaved(
         args.runs,
         ("plain", &config, PLAIN),
         ("windowing", &config, WINDOWING),
     )
     .await?;
-    println!("plain GROUP BY     median {p:.3} s");
-    println!("windowing          median {w:.3} s");
-    println!("ratio windowing/plain {:.2}x (target <= 2x)", w / p);
-    check_against_core(&config, &last).await
+    println!("plain GROUP BY     median {:.3} s", t.a_median);
+    println!("windowing          median {:.3} s", t.b_median);
+    println!(
+        "ratio windowing/plain {:.2}x (target <= 2x); median of the runs' ratios {:.2}x",
+        t.b_median / t.a_median,
+        t.ratio_median
+    );
+    check_against_core(&config, &t.b_last).await
 }
 
 /// Checks a windowing result's category counts against the rules core run
@@ -222,15 +248,23 @@ async fn local_vs_cluster(config: &Config, args: &BenchArgs) -> Result<()> {
     local.cluster = None;
     let mut remote = local.clone();
     remote.cluster = Some(cluster.url.clone());
-    let (lm, cm, local_answer, cluster_answer) = interleaved(
+    let t = interleaved(
         args.runs,
         ("local", &local, WINDOWING),
         ("cluster", &remote, WINDOWING),
     )
     .await?;
-    println!("windowing local    median {lm:.3} s");
-    println!("windowing cluster  median {cm:.3} s (scheduler + 2 executors)");
-    println!("ratio cluster/local {:.2}x (target <= 1.5x)", cm / lm);
+    let (local_answer, cluster_answer) = (t.a_last, t.b_last);
+    println!("windowing local    median {:.3} s", t.a_median);
+    println!(
+        "windowing cluster  median {:.3} s (scheduler + 2 executors)",
+        t.b_median
+    );
+    println!(
+        "ratio cluster/local {:.2}x (target <= 1.5x); median of the runs' ratios {:.2}x",
+        t.b_median / t.a_median,
+        t.ratio_median
+    );
     if counts(&local_answer)? != counts(&cluster_answer)? {
         return Err(WaError::Input(format!(
             "cluster answer {:?} differs from local {:?}",

@@ -350,6 +350,41 @@ fn generate_is_deterministic_and_follows_the_schema() {
     assert_eq!(out, "n,months\n3000,2\n");
 }
 
+#[test]
+fn bench_generates_its_log_times_both_queries_interleaved_and_checks_the_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let out = wausage()
+        .args(["bench", "--dir", dir.to_str().unwrap()])
+        .args(["--messages", "20000", "--customers", "400", "--runs", "3"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(!walk(&dir).is_empty(), "the log was generated");
+    for run in 1..=3 {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("run {run}: plain ")))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            line.contains(", windowing ") && line.ends_with('x'),
+            "{line}"
+        );
+    }
+    assert!(stdout.contains("plain GROUP BY     median "), "{stdout}");
+    assert!(stdout.contains("median of the runs' ratios "), "{stdout}");
+    // The windowing's category counts equal the rules core's.
+    assert!(
+        stdout.contains("answer checked against the rules core: {"),
+        "{stdout}"
+    );
+}
+
 fn walk(d: &Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(d).unwrap() {
