@@ -801,6 +801,20 @@ mod tests {
         )
         .replace("FROM log", "FROM log WHERE customer_id = '+628110'");
         check_fields_read(&two_phase, &ctx, &one, Some("[category, opened_at]"), true).await;
+        // wa_messages' lists of message structs come out flat as well.
+        let messages = unnested(
+            "c['message_id'], c['pricing_category'], c['billable']",
+            "ORDER BY 1, 2, 3",
+        )
+        .replace("wa_conversations(", "wa_messages(");
+        check_fields_read(
+            &two_phase,
+            &ctx,
+            &messages,
+            Some("[billable, message_id, pricing_category]"),
+            true,
+        )
+        .await;
         // A filter on a field the output does not show: whatever the plan's
         // shape, that field is built.
         let filtered = unnested(
