@@ -13,7 +13,10 @@
 //! group is `bucket / partitions`, so no hash table either). When every
 //! input has ended, each output partition evaluates its own buffer, with
 //! the output of the aggregate it stands for: the bucket, then each
-//! aggregate's list.
+//! aggregate's list. When nothing above reads the keys, only fields of one
+//! aggregate's structs, it emits those structs instead, a row each
+//! ([`BucketedWindowingExec::flattened`], chosen by [`crate::used_fields`]),
+//! and the unnests that would have copied them go.
 //!
 //! It runs in one process and does not spill: a cluster keeps the
 //! repartition (it has no codec for this operator), and a session under a
