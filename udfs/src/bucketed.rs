@@ -409,8 +409,13 @@ impl Running {
 fn flat_columns(values: &ArrayRef) -> Result<Vec<ArrayRef>> {
     let lists = values
         .as_list_opt::<i32>()
-        .filter(|l| l.null_count() == 0)
         .ok_or_else(|| exec_datafusion_err!("a flat windowing's values must be lists"))?;
+    if lists.null_count() > 0 {
+        // Unnesting would make a row of nulls of it: not the same output.
+        return Err(exec_datafusion_err!(
+            "a flat windowing's values must not be null lists"
+        ));
+    }
     let offsets = lists.value_offsets();
     let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
     let structs = lists.values().slice(start, end - start);
@@ -804,6 +809,17 @@ mod tests {
         )
         .replace("FROM log", "FROM log WHERE customer_id = '+628110'");
         check_fields_read(&two_phase, &ctx, &one, Some("[category, opened_at]"), true).await;
+        // `unnest_outer` makes a row of nulls of an empty list: not flat.
+        // Only inbound messages: no conversation opens, every list is empty.
+        let outer = unnested("c['category'] AS category, count(*) AS n", "GROUP BY 1")
+            .replace("unnest(convs)", "unnest_outer(convs)")
+            .replace("FROM log", "FROM log WHERE direction = 'inbound'");
+        let plan = run(&ctx, &format!("EXPLAIN {outer}")).await.unwrap();
+        assert!(plan.contains("fields_read[0]=[category]"), "{plan}");
+        assert!(!plan.contains(", flat"), "{plan}");
+        let expected = run(&two_phase, &outer).await.unwrap();
+        assert!(expected.contains("|          | 40 |"), "{expected}");
+        assert_eq!(run(&ctx, &outer).await.unwrap(), expected);
         // wa_messages' lists of message structs come out flat as well.
         let messages = unnested(
             "c['message_id'], c['pricing_category'], c['billable']",

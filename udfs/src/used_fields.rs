@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::Result;
+use datafusion::common::{NullHandling, Result};
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
@@ -96,6 +96,13 @@ fn flat_projection(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execu
     let [list] = unnest.list_column_indices() else {
         return Ok(None);
     };
+    // `unnest_outer` makes a row of nulls of an empty list (a customer
+    // with no conversation); the flat output has no row for it. A null
+    // list, which would make one under `Preserve` too, never comes out of
+    // a windowing aggregate (and `flat_columns` fails rather than drop it).
+    if unnest.options().null_handling == NullHandling::PreserveAndExpandEmpty {
+        return Ok(None);
+    }
     let column = list.index_in_input_schema;
     let schema = flat.schema();
     let mut exprs = Vec::with_capacity(read.expr().len());
