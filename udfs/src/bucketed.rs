@@ -535,7 +535,7 @@ impl DisplayAs for BucketedWindowingExec {
         write!(
             f,
             "BucketedWindowingExec: bucket={}@{}, partitions={}, aggr=[{}]",
-            self.schema.field(0).name(),
+            self.input.schema().field(self.bucket).name(),
             self.bucket,
             self.partitions,
             names.join(", ")
@@ -872,6 +872,7 @@ mod tests {
             None => assert!(!plan.contains("fields_read"), "{plan}"),
         }
         assert_eq!(plan.contains(", flat"), flat, "{plan}");
+        assert!(plan.contains("BucketedWindowingExec: bucket=__wa_bucket@"), "{plan}");
         assert_eq!(plan.contains("UnnestExec"), !flat, "{plan}");
         let expected = run(two_phase, sql).await.unwrap();
         assert!(expected.lines().count() >= 7, "{expected}");
