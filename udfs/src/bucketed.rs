@@ -872,7 +872,10 @@ mod tests {
             None => assert!(!plan.contains("fields_read"), "{plan}"),
         }
         assert_eq!(plan.contains(", flat"), flat, "{plan}");
-        assert!(plan.contains("BucketedWindowingExec: bucket=__wa_bucket@"), "{plan}");
+        assert!(
+            plan.contains("BucketedWindowingExec: bucket=__wa_bucket@"),
+            "{plan}"
+        );
         assert_eq!(plan.contains("UnnestExec"), !flat, "{plan}");
         let expected = run(two_phase, sql).await.unwrap();
         assert!(expected.lines().count() >= 7, "{expected}");
