@@ -40,10 +40,10 @@ pub fn keep_used_fields(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executio
     // The operators (by address) and, per aggregate, the fields read.
     let mut used: HashMap<usize, Vec<(usize, Vec<String>)>> = HashMap::new();
     plan.apply(|node| {
-        if let Some((exec, aggregate, fields)) = fields_read(node) {
-            used.entry(address(&exec))
+        if let Some(read) = fields_read(node) {
+            used.entry(address(&read.exec))
                 .or_default()
-                .push((aggregate, fields));
+                .push((read.aggregate, read.names));
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
@@ -74,10 +74,18 @@ pub fn keep_used_fields(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executio
 /// operator with one aggregate: the same projection over the operator's
 /// flat output, without the unnests.
 fn flat_projection(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some((exec, 0, _)) = fields_read(node) else {
+    let Some(read) = fields_read(node).filter(|r| r.aggregate == 0) else {
         return Ok(None);
     };
-    let Some(flat) = exec
+    // `unnest_outer` makes a row of nulls of an empty list (a customer
+    // with no conversation); the flat output has no row for it. A null
+    // list, which would make one under `Preserve` too, never comes out of
+    // a windowing aggregate (and `flat_columns` fails rather than drop it).
+    if read.unnest.options().null_handling == NullHandling::PreserveAndExpandEmpty {
+        return Ok(None);
+    }
+    let Some(flat) = read
+        .exec
         .downcast_ref::<BucketedWindowingExec>()
         .map(BucketedWindowingExec::flattened)
         .transpose()?
@@ -85,28 +93,10 @@ fn flat_projection(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execu
     else {
         return Ok(None);
     };
-    let (Some(read), Some(unnest)) = (
-        node.downcast_ref::<ProjectionExec>(),
-        node.children()
-            .first()
-            .and_then(|c| c.downcast_ref::<UnnestExec>()),
-    ) else {
-        return Ok(None);
-    };
-    let [list] = unnest.list_column_indices() else {
-        return Ok(None);
-    };
-    // `unnest_outer` makes a row of nulls of an empty list (a customer
-    // with no conversation); the flat output has no row for it. A null
-    // list, which would make one under `Preserve` too, never comes out of
-    // a windowing aggregate (and `flat_columns` fails rather than drop it).
-    if unnest.options().null_handling == NullHandling::PreserveAndExpandEmpty {
-        return Ok(None);
-    }
-    let column = list.index_in_input_schema;
+    let column = read.column;
     let schema = flat.schema();
-    let mut exprs = Vec::with_capacity(read.expr().len());
-    for e in read.expr() {
+    let mut exprs = Vec::with_capacity(read.projection.expr().len());
+    for e in read.projection.expr() {
         let Some(expr) = as_flat(&e.expr, column, &schema) else {
             return Ok(None);
         };
@@ -160,12 +150,26 @@ fn address(plan: &Arc<dyn ExecutionPlan>) -> usize {
     Arc::as_ptr(plan) as *const () as usize
 }
 
+/// A projection that reads only fields of a windowing operator's structs,
+/// as [`fields_read`] finds it.
+struct FieldsRead<'a> {
+    projection: &'a ProjectionExec,
+    /// The unnest of the structs' lists, under `projection`.
+    unnest: &'a UnnestExec,
+    /// The unnested column, in `unnest`'s output.
+    column: usize,
+    /// The windowing operator the lists come from.
+    exec: Arc<dyn ExecutionPlan>,
+    /// The aggregate's index in it.
+    aggregate: usize,
+    /// The fields read, sorted.
+    names: Vec<String>,
+}
+
 /// At a `ProjectionExec` over an `UnnestExec` of one list column whose
-/// every use is `get_field(column, 'name')`: the windowing operator the
-/// list comes from, the aggregate's index in it, and the names.
-fn fields_read(
-    node: &Arc<dyn ExecutionPlan>,
-) -> Option<(Arc<dyn ExecutionPlan>, usize, Vec<String>)> {
+/// every use is `get_field(column, 'name')`: what it reads, and from which
+/// windowing operator and aggregate.
+fn fields_read(node: &Arc<dyn ExecutionPlan>) -> Option<FieldsRead<'_>> {
     let read = node.downcast_ref::<ProjectionExec>()?;
     let unnest = read.input().downcast_ref::<UnnestExec>()?;
     let [list] = unnest.list_column_indices() else {
@@ -188,6 +192,7 @@ fn fields_read(
     }
     // Down through projections that only rename the column.
     let mut plan = Arc::clone(unnest_input);
+    let unnested = column;
     let mut column = column;
     while let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         let exprs = projection.expr();
@@ -212,7 +217,14 @@ fn fields_read(
         .ok()?;
     names.sort();
     names.dedup();
-    Some((exec, aggregate, names))
+    Some(FieldsRead {
+        projection: read,
+        unnest,
+        column: unnested,
+        exec,
+        aggregate,
+        names,
+    })
 }
 
 /// Whether every use of `column` in `expr` is `get_field(column, 'name',
