@@ -10,7 +10,11 @@
 //! message id, and about 11% of the windowing query in its profile. This
 //! operator appends each input batch's rows straight into the row buffer of
 //! the output partition that owns their bucket (`bucket % partitions`; the
-//! group is `bucket / partitions`, so no hash table either). When every
+//! group is `bucket / partitions`, so no hash table either). It codes and
+//! buckets the keys itself, in one pass over each batch with one key table
+//! for all partitions ([`crate::key_coder`]), where the repartition's plan
+//! computes `wa_customer_key` and `wa_key_bucket` columns and each
+//! aggregate parses the keys again. When every
 //! input has ended, each output partition evaluates its own buffer, with
 //! the output of the aggregate it stands for: the bucket, then each
 //! aggregate's list. When nothing above reads the keys, only fields of one
@@ -29,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::datatypes::{DataType, FieldRef, Fields, Schema, SchemaRef, UInt32Type};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
@@ -52,17 +56,31 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 
 use crate::buffer::{RowsAccumulator, SpareRows};
+use crate::columns;
+use crate::key_coder::{KeyCoder, SharedKeyCodes};
 use crate::wa_conversation_count::WaConversationCount;
 use crate::wa_conversations::WaConversations;
 use crate::wa_key_bucket::KEY_BUCKETS;
 use crate::wa_messages::WaMessages;
 
+/// The grouping keys, which the operator codes and buckets the rows by
+/// itself, with one key table for all its partitions
+/// ([`crate::key_coder`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodedKeys {
+    /// How many of each aggregate's arguments lead as keys (the same for
+    /// every aggregate).
+    pub keys: usize,
+    /// The last key is the customer's number as logged, and the key is
+    /// `wa_customer_key` of it.
+    pub plus_stripped: bool,
+}
+
 /// Buckets its input's rows into `partitions` windowing aggregates.
 #[derive(Debug)]
 pub struct BucketedWindowingExec {
     input: Arc<dyn ExecutionPlan>,
-    /// The input's `UInt32` bucket column.
-    bucket: usize,
+    keys: CodedKeys,
     aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
     partitions: usize,
     schema: SchemaRef,
@@ -81,11 +99,11 @@ pub struct BucketedWindowingExec {
 }
 
 impl BucketedWindowingExec {
-    /// `aggr_expr` are by-key windowing aggregates over `input`'s columns;
-    /// `None` when one of them is not a windowing aggregate.
+    /// `aggr_expr` are by-key windowing aggregates over `input`'s columns,
+    /// each led by the same `keys`; `None` when one of them is not.
     pub fn try_new(
         input: Arc<dyn ExecutionPlan>,
-        bucket: usize,
+        keys: CodedKeys,
         aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
         partitions: usize,
     ) -> Result<Option<Self>> {
@@ -95,7 +113,11 @@ impl BucketedWindowingExec {
                 return Ok(None);
             }
         }
-        let mut fields: Vec<FieldRef> = vec![Arc::clone(&input_schema.fields()[bucket])];
+        if !share_keys(&aggr_expr, keys.keys, &input_schema)? {
+            return Ok(None);
+        }
+        let bucket = Field::new("__wa_bucket", DataType::UInt32, false);
+        let mut fields: Vec<FieldRef> = vec![Arc::new(bucket)];
         fields.extend(aggr_expr.iter().map(|a| a.field()));
         let schema = Arc::new(Schema::new(fields));
         let cache = Arc::new(PlanProperties::new(
@@ -106,7 +128,7 @@ impl BucketedWindowingExec {
         ));
         Ok(Some(Self {
             input,
-            bucket,
+            keys,
             fields_read: vec![None; aggr_expr.len()],
             flat: false,
             aggr_expr,
@@ -158,7 +180,7 @@ impl BucketedWindowingExec {
 
     /// The same operator over `input`, not yet run.
     fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
-        let mut exec = Self::try_new(input, self.bucket, self.aggr_expr.clone(), self.partitions)?
+        let mut exec = Self::try_new(input, self.keys, self.aggr_expr.clone(), self.partitions)?
             .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
         exec.fields_read = self.fields_read.clone();
         if self.flat {
@@ -196,6 +218,31 @@ fn flat_fields(by_key: &DataType) -> Option<Fields> {
         DataType::Struct(fields) => Some(fields.clone()),
         _ => None,
     }
+}
+
+/// Whether every aggregate of `aggr_expr` (at least one) is in the by-key
+/// form with the same `keys` leading arguments.
+fn share_keys(
+    aggr_expr: &[Arc<AggregateFunctionExpr>],
+    keys: usize,
+    schema: &Schema,
+) -> Result<bool> {
+    let Some(first) = aggr_expr.first() else {
+        return Ok(false);
+    };
+    let first = first.expressions();
+    for a in aggr_expr {
+        let exprs = a.expressions();
+        let types = exprs
+            .iter()
+            .map(|e| e.data_type(schema))
+            .collect::<Result<Vec<_>>>()?;
+        let types: Vec<&DataType> = types.iter().collect();
+        if crate::by_key::key_count(&types) != keys || exprs[..keys] != first[..keys] {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The accumulator a windowing aggregate feeds by row index; `None` for
@@ -264,7 +311,10 @@ struct Shards {
     shards: Vec<Mutex<Shard>>,
     /// Each aggregate's arguments.
     args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
-    bucket: usize,
+    /// How many arguments lead as keys.
+    key_count: usize,
+    /// The key table the input tasks code into.
+    keys: Arc<SharedKeyCodes>,
     groups_per_shard: usize,
     inputs_left: AtomicUsize,
     ended: watch::Sender<Inputs>,
@@ -281,6 +331,11 @@ struct Shard {
 impl Running {
     fn start(exec: &BucketedWindowingExec, context: &Arc<TaskContext>) -> Result<Self> {
         let input_schema = exec.input.schema();
+        let types = exec.aggr_expr[0].expressions()[..exec.keys.keys]
+            .iter()
+            .map(|e| e.data_type(&input_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let keys = Arc::new(SharedKeyCodes::new(types, exec.keys.plus_stripped));
         let mut shards = Vec::with_capacity(exec.partitions);
         for p in 0..exec.partitions {
             let accumulators = exec
@@ -297,6 +352,7 @@ impl Running {
                     if exec.flat {
                         accumulator.values_only();
                     }
+                    accumulator.share_keys(Arc::clone(&keys));
                     Ok(accumulator)
                 })
                 .collect::<Result<_>>()?;
@@ -320,7 +376,8 @@ impl Running {
         let shards = Arc::new(Shards {
             shards,
             args: exec.aggr_expr.iter().map(|a| a.expressions()).collect(),
-            bucket: exec.bucket,
+            key_count: exec.keys.keys,
+            keys,
             groups_per_shard: (KEY_BUCKETS as usize).div_ceil(exec.partitions),
             inputs_left: AtomicUsize::new(inputs),
             ended,
@@ -334,7 +391,8 @@ impl Running {
             tasks.push(SpawnedTask::spawn(async move {
                 // A panic must still end the input, or the outputs would
                 // wait for it forever.
-                let read = AssertUnwindSafe(shards.read(stream, append_time))
+                let coder = KeyCoder::new(Arc::clone(&shards.keys));
+                let read = AssertUnwindSafe(shards.read(stream, coder, append_time))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| {
@@ -431,11 +489,16 @@ fn flat_columns(values: &ArrayRef) -> Result<Vec<ArrayRef>> {
 }
 
 impl Shards {
-    async fn read(&self, mut stream: SendableRecordBatchStream, append_time: Time) -> Result<()> {
+    async fn read(
+        &self,
+        mut stream: SendableRecordBatchStream,
+        mut coder: KeyCoder,
+        append_time: Time,
+    ) -> Result<()> {
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             let _timer = append_time.timer();
-            self.append(&batch)?;
+            self.append(&batch, &mut coder)?;
         }
         Ok(())
     }
@@ -466,35 +529,11 @@ impl Shards {
         }
     }
 
-    /// Appends a batch's rows to the shards of their buckets: a counting
-    /// sort of row indices by shard, then each shard's rows under its lock.
-    fn append(&self, batch: &RecordBatch) -> Result<()> {
-        let buckets = batch
-            .column(self.bucket)
-            .as_primitive_opt::<UInt32Type>()
-            .filter(|b| b.null_count() == 0)
-            .ok_or_else(|| exec_datafusion_err!("the windowing's bucket must be a UInt32"))?;
-        let shards = self.shards.len();
-        let mut starts = vec![0usize; shards + 1];
-        for &b in buckets.values() {
-            if b >= KEY_BUCKETS {
-                return Err(exec_datafusion_err!("bucket {b} is out of range"));
-            }
-            starts[b as usize % shards + 1] += 1;
-        }
-        for s in 0..shards {
-            starts[s + 1] += starts[s];
-        }
+    /// Appends a batch's rows to the shards of their buckets: each row's
+    /// key code and bucket (`coder`), a counting sort of row indices by
+    /// shard, then each shard's rows under its lock.
+    fn append(&self, batch: &RecordBatch, coder: &mut KeyCoder) -> Result<()> {
         let n = batch.num_rows();
-        let mut rows = vec![0u32; n];
-        let mut groups = vec![0u32; n];
-        let mut next = starts.clone();
-        for (i, &b) in buckets.values().iter().enumerate() {
-            let s = b as usize % shards;
-            rows[next[s]] = i as u32;
-            groups[next[s]] = b / shards as u32;
-            next[s] += 1;
-        }
         let args = self
             .args
             .iter()
@@ -505,6 +544,36 @@ impl Shards {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
+        let keys = args[0][..self.key_count]
+            .iter()
+            .map(|k| {
+                columns::text_as_views(k).ok_or_else(|| {
+                    exec_datafusion_err!("a windowing key must be a string, got {}", k.data_type())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        coder.code_batch(&keys);
+        let (buckets, codes) = (&coder.buckets, &coder.codes);
+        let shards = self.shards.len();
+        let mut starts = vec![0usize; shards + 1];
+        for &b in buckets {
+            if b >= KEY_BUCKETS {
+                return Err(exec_datafusion_err!("bucket {b} is out of range"));
+            }
+            starts[b as usize % shards + 1] += 1;
+        }
+        for s in 0..shards {
+            starts[s + 1] += starts[s];
+        }
+        let mut rows = vec![0u32; n];
+        let mut groups = vec![0u32; n];
+        let mut next = starts.clone();
+        for (i, &b) in buckets.iter().enumerate() {
+            let s = b as usize % shards;
+            rows[next[s]] = i as u32;
+            groups[next[s]] = b / shards as u32;
+            next[s] += 1;
+        }
         for s in 0..shards {
             let range = starts[s]..starts[s + 1];
             if range.is_empty() {
@@ -516,10 +585,12 @@ impl Shards {
                 reservation,
             } = &mut *shard;
             for (a, values) in accumulators.iter_mut().zip(&args) {
-                a.update_rows(
-                    values,
-                    &rows[range.clone()],
-                    &groups[range.clone()],
+                let (rows, groups) = (&rows[range.clone()], &groups[range.clone()]);
+                a.update_coded(
+                    &values[self.key_count..],
+                    rows,
+                    groups,
+                    codes,
                     self.groups_per_shard,
                 )?;
             }
@@ -532,11 +603,18 @@ impl Shards {
 impl DisplayAs for BucketedWindowingExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let names: Vec<&str> = self.aggr_expr.iter().map(|a| a.name()).collect();
+        write!(f, "BucketedWindowingExec: ")?;
+        let mut keys: Vec<String> = self.aggr_expr[0].expressions()[..self.keys.keys]
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        if let (true, Some(last)) = (self.keys.plus_stripped, keys.last_mut()) {
+            *last = format!("wa_customer_key({last})");
+        }
+        write!(f, "keys=[{}]", keys.join(", "))?;
         write!(
             f,
-            "BucketedWindowingExec: bucket={}@{}, partitions={}, aggr=[{}]",
-            self.input.schema().field(self.bucket).name(),
-            self.bucket,
+            ", partitions={}, aggr=[{}]",
             self.partitions,
             names.join(", ")
         )?;
@@ -718,12 +796,22 @@ mod tests {
         for partitions in [2, 3, 16] {
             let ctx = session(partitions, Some(single_phase_windowing_rule()), false).await;
             let plan = run(&ctx, &format!("EXPLAIN {QUERY}")).await.unwrap();
+            // The operator codes and buckets the keys itself, reading the
+            // customer's number as logged.
             assert!(
                 plan.contains(&format!(
-                    "BucketedWindowingExec: bucket=__wa_bucket@6, partitions={partitions}"
+                    "BucketedWindowingExec: keys=[__wa_group_key_0@0, \
+                     wa_customer_key(__wa_group_key_1@1)], partitions={partitions}"
                 )),
                 "{plan}"
             );
+            let rows = plan
+                .lines()
+                .find(|l| l.contains(" as __wa_group_key_1"))
+                .expect("the rows' projection");
+            assert!(rows.contains("customer_id@"), "{rows}");
+            assert!(!rows.contains("wa_customer_key("), "{rows}");
+            assert!(!plan.contains("wa_key_bucket"), "{plan}");
             assert_eq!(
                 run(&ctx, QUERY).await.unwrap(),
                 expected,
@@ -873,7 +961,7 @@ mod tests {
         }
         assert_eq!(plan.contains(", flat"), flat, "{plan}");
         assert!(
-            plan.contains("BucketedWindowingExec: bucket=__wa_bucket@"),
+            plan.contains("BucketedWindowingExec: keys=[__wa_group_key_0@0, wa_customer_key("),
             "{plan}"
         );
         assert_eq!(plan.contains("UnnestExec"), !flat, "{plan}");

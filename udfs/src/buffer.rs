@@ -22,6 +22,7 @@ use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
 use crate::by_key::KeyCodes;
 use crate::columns::{self, Code, LogBatch};
+use crate::key_coder::SharedKeyCodes;
 use crate::rules::{MessageOutcome, Row, RuleChoice, Windowing};
 
 /// All rows buffered so far. Group ids are scanned alone (the counting
@@ -605,6 +606,9 @@ pub struct WindowingGroups<O: PairOutput> {
     /// Evaluate to the pairs' values without their keys
     /// ([`RowsAccumulator::values_only`]).
     values_only: bool,
+    /// The table that coded the keys when they come coded
+    /// ([`RowsAccumulator::update_coded`]); decoding reads it.
+    shared_keys: Option<Arc<SharedKeyCodes>>,
 }
 
 impl<O: PairOutput> WindowingGroups<O> {
@@ -623,6 +627,7 @@ impl<O: PairOutput> WindowingGroups<O> {
             pair_keys: vec![],
             pairs_per_group: vec![],
             values_only: false,
+            shared_keys: None,
         }
     }
 
@@ -664,10 +669,19 @@ impl<O: PairOutput> WindowingGroups<O> {
         }
     }
 
+    /// The keys of `codes`, as `types`, from the table that coded them.
+    fn decode_keys(&self, codes: &[u64], types: &[DataType]) -> Result<Vec<ArrayRef>> {
+        match (&self.shared_keys, &self.keys) {
+            (Some(shared), _) => shared.decode(codes, types),
+            (None, Some(keys)) => keys.decode(codes, types),
+            (None, None) => Ok(vec![]),
+        }
+    }
+
     /// The by-key value of the groups just evaluated: per group, the list
     /// of its customers' `{key, value}`.
     fn per_key_lists(&self, keys: &KeyCodes, values: ArrayRef) -> Result<ArrayRef> {
-        let mut columns = keys.decode(&self.pair_keys, &keys.data_types)?;
+        let mut columns = self.decode_keys(&self.pair_keys, &keys.data_types)?;
         let fields = crate::by_key::struct_fields(&keys.data_types, values.data_type().clone());
         columns.push(values);
         let structs = StructArray::try_new(fields.clone(), columns, None)?;
@@ -716,12 +730,26 @@ impl<O: PairOutput> WindowingGroups<O> {
         total_num_groups: usize,
     ) -> Result<()> {
         let (keys, values) = self.split_key(values)?;
+        self.append_log(values, rows, total_num_groups, |me, i| {
+            me.key_code(&keys, i)
+        })
+    }
+
+    /// Appends rows `(row of values, group)` of one batch of log columns
+    /// (the compact form), row `i` with key code `key(self, i)`.
+    fn append_log(
+        &mut self,
+        values: &[ArrayRef],
+        rows: impl Iterator<Item = (usize, usize)>,
+        total_num_groups: usize,
+        mut key: impl FnMut(&mut Self, usize) -> u64,
+    ) -> Result<()> {
         let batch = LogBatch::try_new(values)?;
         self.num_groups = self.num_groups.max(total_num_groups);
         self.index = None;
         for (i, group) in rows {
             let code = batch.code(i)?;
-            let key = self.key_code(&keys, i);
+            let key = key(self, i);
             self.push(
                 group,
                 code,
@@ -865,7 +893,7 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
         ];
         if let Some(keys) = &self.keys {
             let as_views = vec![DataType::Utf8View; keys.data_types.len()];
-            for key in keys.decode(&key_codes, &as_views)? {
+            for key in self.decode_keys(&key_codes, &as_views)? {
                 state.push(list(4, key)?);
             }
         }
@@ -989,16 +1017,6 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
 /// A windowing aggregate fed a batch's rows by index, without copying them
 /// into a batch of their own first ([`crate::bucketed::BucketedWindowingExec`]).
 pub trait RowsAccumulator: Send + std::fmt::Debug {
-    /// Appends `rows` of `values` (the aggregate's arguments), row
-    /// `rows[k]` to group `groups[k]`, of `total_num_groups`.
-    fn update_rows(
-        &mut self,
-        values: &[ArrayRef],
-        rows: &[u32],
-        groups: &[u32],
-        total_num_groups: usize,
-    ) -> Result<()>;
-
     /// The values of groups `0..total_num_groups`, as
     /// `GroupsAccumulator::evaluate(EmitTo::All)`: also of groups that
     /// received no rows.
@@ -1021,23 +1039,26 @@ pub trait RowsAccumulator: Send + std::fmt::Debug {
     /// list of `{key0, …, value}` per group: for a consumer that reads no
     /// key.
     fn values_only(&mut self);
-}
 
-impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
-    fn update_rows(
+    /// Decodes keys with `keys`, which codes them for
+    /// [`Self::update_coded`], instead of its own table.
+    fn share_keys(&mut self, keys: Arc<SharedKeyCodes>);
+
+    /// Appends `rows` of `values` (the aggregate's log columns, the
+    /// arguments after its keys), row `rows[k]` to group `groups[k]`, of
+    /// `total_num_groups`; row `i`'s keys are coded `codes[i]` by the table
+    /// given to [`Self::share_keys`].
+    fn update_coded(
         &mut self,
         values: &[ArrayRef],
         rows: &[u32],
         groups: &[u32],
+        codes: &[u64],
         total_num_groups: usize,
-    ) -> Result<()> {
-        let rows = rows
-            .iter()
-            .zip(groups)
-            .map(|(&i, &g)| (i as usize, g as usize));
-        self.append(values, rows, total_num_groups)
-    }
+    ) -> Result<()>;
+}
 
+impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
     fn evaluate_all(&mut self, total_num_groups: usize) -> Result<ArrayRef> {
         if total_num_groups > self.num_groups {
             self.num_groups = total_num_groups;
@@ -1064,6 +1085,30 @@ impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
 
     fn values_only(&mut self) {
         self.values_only = true;
+    }
+
+    fn share_keys(&mut self, keys: Arc<SharedKeyCodes>) {
+        self.shared_keys = Some(keys);
+    }
+
+    fn update_coded(
+        &mut self,
+        values: &[ArrayRef],
+        rows: &[u32],
+        groups: &[u32],
+        codes: &[u64],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        if self.keys.is_none() || self.shared_keys.is_none() {
+            return Err(exec_datafusion_err!(
+                "coded keys reached a windowing aggregate without a shared key table"
+            ));
+        }
+        let rows = rows
+            .iter()
+            .zip(groups)
+            .map(|(&i, &g)| (i as usize, g as usize));
+        self.append_log(values, rows, total_num_groups, |_, i| codes[i])
     }
 }
 

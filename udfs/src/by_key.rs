@@ -117,6 +117,47 @@ const RECENT_PREFIXES: usize = 16;
 /// A side-table entry: the prefix index and the last key's bytes.
 type SideKey = (u32, Option<Box<[u8]>>);
 
+/// A last key of at most [`MAX_DIGITS`] ASCII digits as `length << 50 |
+/// value` (leading zeros count through the length); `None` otherwise.
+#[inline]
+pub(crate) fn digits_code(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() > MAX_DIGITS {
+        return None;
+    }
+    // One pass: the value, and whether every byte was a digit.
+    let mut value = 0u64;
+    let mut digits = true;
+    for &b in bytes {
+        let d = b.wrapping_sub(b'0');
+        digits &= d < 10;
+        value = value.wrapping_mul(10).wrapping_add(u64::from(d));
+    }
+    digits.then_some(((bytes.len() as u64) << DIGITS_SHIFT) | value)
+}
+
+/// The code of a digits key ([`digits_code`]) under prefix `p`, when `p`
+/// is low enough to be coded inline.
+#[inline]
+pub(crate) fn inline_code(p: u32, digits: u64) -> Option<u64> {
+    ((p as usize) < INLINE_PREFIXES).then_some((u64::from(p) << PREFIX_SHIFT) | digits)
+}
+
+/// Row `i` of the prefix columns as one byte string, equal exactly when
+/// the tuples are: each key as a null mark, or its length and bytes.
+pub(crate) fn prefix_bytes(prefix: &[StringViewArray], i: usize, out: &mut Vec<u8>) {
+    out.clear();
+    for k in prefix {
+        if k.is_valid(i) {
+            let v = k.value(i).as_bytes();
+            out.push(1);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
+        } else {
+            out.push(0);
+        }
+    }
+}
+
 /// A row's keys as one `u64` code, one table per aggregate (per partition),
 /// equal exactly when the keys are:
 /// - the keys before the last (the account) are numbered as they are first
@@ -165,23 +206,10 @@ impl KeyCodes {
 
     /// The code of a row whose prefix has index `p` and whose last key is
     /// `key`.
-    fn code(&mut self, p: u32, key: Option<&str>) -> u64 {
-        if let Some(key) = key {
-            let bytes = key.as_bytes();
-            if bytes.len() <= MAX_DIGITS && (p as usize) < INLINE_PREFIXES {
-                // One pass: the value, and whether every byte was a digit.
-                let mut value = 0u64;
-                let mut digits = true;
-                for &b in bytes {
-                    let d = b.wrapping_sub(b'0');
-                    digits &= d < 10;
-                    value = value.wrapping_mul(10).wrapping_add(u64::from(d));
-                }
-                if digits {
-                    return (u64::from(p) << PREFIX_SHIFT)
-                        | ((bytes.len() as u64) << DIGITS_SHIFT)
-                        | value;
-                }
+    pub(crate) fn code(&mut self, p: u32, key: Option<&str>) -> u64 {
+        if let Some(digits) = key.and_then(|k| digits_code(k.as_bytes())) {
+            if let Some(code) = inline_code(p, digits) {
+                return code;
             }
         }
         let entry = (p, key.map(|k| Box::<[u8]>::from(k.as_bytes())));
@@ -195,7 +223,7 @@ impl KeyCodes {
     }
 
     /// The index of row `i`'s prefix (the keys before the last).
-    fn prefix_index(&mut self, prefix: &[StringViewArray], i: usize) -> u32 {
+    pub(crate) fn prefix_index(&mut self, prefix: &[StringViewArray], i: usize) -> u32 {
         if prefix.is_empty() {
             if self.prefix_keys.is_empty() {
                 self.prefix_keys.push(vec![]);
@@ -213,20 +241,7 @@ impl KeyCodes {
                 return p;
             }
         }
-        // Each key as a null mark, or its length and bytes: one byte string
-        // per distinct tuple.
-        self.scratch.clear();
-        for k in prefix {
-            if k.is_valid(i) {
-                let v = k.value(i).as_bytes();
-                self.scratch.push(1);
-                self.scratch
-                    .extend_from_slice(&(v.len() as u32).to_le_bytes());
-                self.scratch.extend_from_slice(v);
-            } else {
-                self.scratch.push(0);
-            }
-        }
+        prefix_bytes(prefix, i, &mut self.scratch);
         let p = match self.prefixes.get(self.scratch.as_slice()) {
             Some(&p) => p,
             None => {

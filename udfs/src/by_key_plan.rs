@@ -10,8 +10,10 @@
 //!         ProjectionExec: the rows, and __wa_bucket = wa_key_bucket(keys…)
 //! ```
 //!
-//! In one process the aggregate and its repartition are one
-//! [`BucketedWindowingExec`], with the same output.
+//! In one process the aggregate, its repartition and the bucket are one
+//! [`BucketedWindowingExec`], with the same output; it reads the customer's
+//! number as logged where the rows compute `wa_customer_key` of it, and
+//! strips the `+` as it codes the key.
 //!
 //! Its output has the schema of the one-phase aggregate it stands for, one
 //! row per distinct keys. Every aggregate of one plan splits a group's rows
@@ -31,7 +33,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::unnest::{ListUnnest, UnnestExec};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
-use crate::bucketed::BucketedWindowingExec;
+use crate::bucketed::{BucketedWindowingExec, CodedKeys};
 use crate::single_phase::with_args;
 use crate::wa_key_bucket_udf;
 
@@ -68,11 +70,98 @@ pub fn by_key_plan(
         return Ok(None);
     }
 
-    // The rows and their bucket, repartitioned by the bucket alone.
     let key_exprs: Vec<Arc<dyn PhysicalExpr>> = keys.iter().map(|(k, _)| Arc::clone(k)).collect();
+    let in_one = match in_process {
+        true => in_process_windowing(&rows, &key_exprs, aggr_expr, partitions)?,
+        false => None,
+    };
+    let aggregate = match in_one {
+        Some(exec) => exec,
+        None => repartitioned_windowing(rows, &key_exprs, aggr_expr, partitions, config)?,
+    };
+    unnested(aggregate, keys, aggr_expr, want)
+}
+
+/// The repartition and the aggregate as one [`BucketedWindowingExec`] that
+/// codes and buckets the keys itself ([`CodedKeys`]), reading the
+/// customer's number as logged where `rows` computes `wa_customer_key` of
+/// it; `None` where that operator does not apply.
+fn in_process_windowing(
+    rows: &Arc<dyn ExecutionPlan>,
+    key_exprs: &[Arc<dyn PhysicalExpr>],
+    aggr_expr: &[Arc<AggregateFunctionExpr>],
+    partitions: usize,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let last = key_exprs.last().expect("at least one key");
+    let (rows, plus_stripped) = customer_as_logged(rows, last)?;
+    let schema = rows.schema();
+    let mut by_key = vec![];
+    for a in aggr_expr {
+        let mut args = key_exprs.to_vec();
+        args.extend(a.expressions());
+        by_key.push(with_args(a, args, &schema)?);
+    }
+    let keys = CodedKeys {
+        keys: key_exprs.len(),
+        plus_stripped,
+    };
+    Ok(
+        BucketedWindowingExec::try_new(rows, keys, by_key, partitions)?
+            .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>),
+    )
+}
+
+/// `rows` with its column `last` (the customer key) computed as the
+/// argument `x` of `wa_customer_key(x)` instead, and `true`, where `rows`
+/// is a projection that computes it so; else `rows` itself and `false`.
+fn customer_as_logged(
+    rows: &Arc<dyn ExecutionPlan>,
+    last: &Arc<dyn PhysicalExpr>,
+) -> Result<(Arc<dyn ExecutionPlan>, bool)> {
+    let unchanged = Ok((Arc::clone(rows), false));
+    let (Some(projection), Some(column)) = (
+        rows.downcast_ref::<ProjectionExec>(),
+        last.downcast_ref::<Column>(),
+    ) else {
+        return unchanged;
+    };
+    let Some(key) = projection
+        .expr()
+        .get(column.index())
+        .and_then(|e| e.expr.downcast_ref::<ScalarFunctionExpr>())
+    else {
+        return unchanged;
+    };
+    let [number] = key.args() else {
+        return unchanged;
+    };
+    let input = projection.input();
+    if key.fun().name() != "wa_customer_key"
+        || number.data_type(&input.schema())? != *key.return_type()
+    {
+        return unchanged;
+    }
+    let mut exprs = projection.expr().to_vec();
+    exprs[column.index()].expr = Arc::clone(number);
+    Ok((
+        Arc::new(ProjectionExec::try_new(exprs, Arc::clone(input))?),
+        true,
+    ))
+}
+
+/// The rows and their bucket (`wa_key_bucket` of the keys), repartitioned
+/// by the bucket alone, and the aggregate over each partition.
+fn repartitioned_windowing(
+    rows: Arc<dyn ExecutionPlan>,
+    key_exprs: &[Arc<dyn PhysicalExpr>],
+    aggr_expr: &[Arc<AggregateFunctionExpr>],
+    partitions: usize,
+    config: &ConfigOptions,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = rows.schema();
     let bucket = ScalarFunctionExpr::try_new(
         wa_key_bucket_udf(),
-        key_exprs.clone(),
+        key_exprs.to_vec(),
         &schema,
         Arc::new(config.clone()),
     )?;
@@ -84,44 +173,39 @@ pub fn by_key_plan(
         .collect();
     let bucket_column: Arc<dyn PhysicalExpr> = Arc::new(Column::new("__wa_bucket", columns.len()));
     columns.push((Arc::new(bucket), "__wa_bucket".into()));
-    let bucket_at = columns.len() - 1;
     let bucketed: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(columns, rows)?);
     let schema = bucketed.schema();
 
     let mut by_key = vec![];
     for a in aggr_expr {
-        let mut args = key_exprs.clone();
+        let mut args = key_exprs.to_vec();
         args.extend(a.expressions());
         by_key.push(with_args(a, args, &schema)?);
     }
-    let in_one = match in_process {
-        true => BucketedWindowingExec::try_new(
-            Arc::clone(&bucketed),
-            bucket_at,
-            by_key.clone(),
-            partitions,
-        )?,
-        false => None,
-    };
-    let aggregate: Arc<dyn ExecutionPlan> = match in_one {
-        Some(exec) => Arc::new(exec),
-        None => {
-            let input = Arc::new(RepartitionExec::try_new(
-                bucketed,
-                Partitioning::Hash(vec![Arc::clone(&bucket_column)], partitions),
-            )?);
-            let filters = vec![None; by_key.len()];
-            Arc::new(AggregateExec::try_new(
-                AggregateMode::SinglePartitioned,
-                PhysicalGroupBy::new_single(vec![(bucket_column, "__wa_bucket".into())]),
-                by_key,
-                filters,
-                input,
-                schema,
-            )?)
-        }
-    };
+    let input = Arc::new(RepartitionExec::try_new(
+        bucketed,
+        Partitioning::Hash(vec![Arc::clone(&bucket_column)], partitions),
+    )?);
+    let filters = vec![None; by_key.len()];
+    Ok(Arc::new(AggregateExec::try_new(
+        AggregateMode::SinglePartitioned,
+        PhysicalGroupBy::new_single(vec![(bucket_column, "__wa_bucket".into())]),
+        by_key,
+        filters,
+        input,
+        schema,
+    )?))
+}
 
+/// The aggregate's output (a bucket, then per aggregate a list of
+/// `{key0, …, value}`) as the one-phase aggregate's: a row per pair.
+fn unnested(
+    aggregate: Arc<dyn ExecutionPlan>,
+    keys: &[Key],
+    aggr_expr: &[Arc<AggregateFunctionExpr>],
+    want: &Schema,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let n = keys.len();
     // Unnest each aggregate's list, then its struct: key and value columns.
     let grouped = aggregate.schema();
     let mut fields: Vec<Field> = vec![grouped.field(0).clone()];

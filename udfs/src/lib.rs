@@ -10,6 +10,7 @@ pub mod by_key;
 mod by_key_plan;
 pub mod columns;
 mod docs;
+mod key_coder;
 mod literal;
 pub mod phone_country;
 pub mod rules;

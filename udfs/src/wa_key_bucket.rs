@@ -25,9 +25,9 @@ use crate::rules::id_hash;
 /// customers, few enough that the hash table of buckets stays in the cache.
 pub const KEY_BUCKETS: u32 = 1 << 14;
 
-const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(crate) const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 /// What a null key adds to the hash.
-const NULL_HASH: u64 = 0x51_7cc1_b727_220a;
+pub(crate) const NULL_HASH: u64 = 0x51_7cc1_b727_220a;
 
 /// The hash of a key of at most 12 bytes from its view (length and bytes,
 /// zero-padded): a function of the key alone, as for longer keys.
@@ -38,7 +38,7 @@ fn view_hash(view: u128) -> u64 {
 
 /// The hash of one key's bytes, whatever array it came from.
 #[inline]
-fn bytes_hash(key: &[u8]) -> u64 {
+pub(crate) fn bytes_hash(key: &[u8]) -> u64 {
     if key.len() <= 12 {
         view_hash(make_view(key, 0, 0))
     } else {
@@ -48,13 +48,13 @@ fn bytes_hash(key: &[u8]) -> u64 {
 
 /// Folds one key's hash into a row's.
 #[inline]
-fn fold(row: u64, key: u64) -> u64 {
+pub(crate) fn fold(row: u64, key: u64) -> u64 {
     (row ^ key).rotate_left(27).wrapping_mul(MIX)
 }
 
 /// The bucket of a row's folded hash.
 #[inline]
-fn bucket_of(row: u64) -> u32 {
+pub(crate) fn bucket_of(row: u64) -> u32 {
     ((row >> 40) as u32) & (KEY_BUCKETS - 1)
 }
 
