@@ -88,6 +88,65 @@ fn event_key(time: i64, tie_rank: u8, index: u32) -> u128 {
     (time << 40) | (u128::from(tie_rank) << 32) | u128::from(index)
 }
 
+/// Bits of a tie rank (0 to 2) in an event key.
+const RANK_BITS: u32 = 2;
+
+/// The narrow form of [`event_key`], when a pair's events fit in 64 bits:
+/// the time as an offset from the pair's earliest event (`span_bits`
+/// wide), the tie rank, and the index in its low `index_bits`. Sorting
+/// 64-bit keys is cheaper than 128-bit ones, and a pair's events span
+/// weeks, not centuries.
+#[derive(Debug, Clone, Copy)]
+struct NarrowKeys {
+    earliest: i64,
+    index_bits: u32,
+}
+
+impl NarrowKeys {
+    /// The narrow form for events at `earliest..=latest` with indices
+    /// below `count`, when they fit.
+    fn fitting(earliest: i64, latest: i64, count: usize) -> Option<Self> {
+        let span = latest.checked_sub(earliest)? as u64;
+        let index_bits = usize::BITS - count.saturating_sub(1).leading_zeros();
+        let span_bits = u64::BITS - span.leading_zeros();
+        (span_bits + RANK_BITS + index_bits <= u64::BITS).then_some(Self {
+            earliest,
+            index_bits,
+        })
+    }
+
+    #[inline]
+    fn key(self, time: i64, tie_rank: u8, index: u32) -> u64 {
+        let offset = (time - self.earliest) as u64;
+        (offset << (RANK_BITS + self.index_bits))
+            | (u64::from(tie_rank) << self.index_bits)
+            | u64::from(index)
+    }
+}
+
+/// Sorts `keyed`, writes their indices (`index` of a key) to `events` in
+/// that order, and orders each run of keys that tie on time and rank (the
+/// same `tie` of a key) by `by_id`.
+fn sort_events<K: Ord + Copy>(
+    keyed: &mut [K],
+    events: &mut Vec<u32>,
+    index: impl Fn(K) -> u32,
+    tie: impl Fn(K) -> K,
+    by_id: impl Fn(&u32, &u32) -> std::cmp::Ordering,
+) {
+    keyed.sort_unstable();
+    events.clear();
+    events.extend(keyed.iter().map(|&k| index(k)));
+    let mut start = 0;
+    for run in keyed.chunk_by(|&a, &b| tie(a) == tie(b)) {
+        let events = &mut events[start..start + run.len()];
+        if events.len() > 1 {
+            events.sort_unstable_by(&by_id);
+        }
+        start += run.len();
+    }
+}
+
 /// Runs the rules pair after pair, reusing its buffers.
 #[derive(Debug, Default)]
 pub struct Windowing {
@@ -96,8 +155,9 @@ pub struct Windowing {
     table: Vec<u32>,
     merged: Vec<MessageOutcome>,
     events: Vec<u32>,
-    /// `order_events`' sort keys ([`event_key`]).
+    /// `order_events`' sort keys ([`event_key`], or [`NarrowKeys`]).
     keyed: Vec<u128>,
+    narrow: Vec<u64>,
     /// Merged messages without an event (undelivered outbound), by id.
     silent: Vec<u32>,
     row_outcome: Vec<u32>,
@@ -226,24 +286,40 @@ impl Windowing {
     /// only runs that tie on time and rank (rare) are then ordered by id.
     fn order_events<'a>(&mut self, id: &impl Fn(u32) -> &'a [u8]) {
         let merged = &self.merged;
-        self.keyed.clear();
-        self.keyed
-            .extend(merged.iter().enumerate().filter_map(|(i, m)| {
-                m.event_at
-                    .map(|t| event_key(t, m.kind.tie_rank(), i as u32))
-            }));
-        self.keyed.sort_unstable();
-        self.events.clear();
-        self.events.extend(self.keyed.iter().map(|&k| k as u32)); // the low bits: the index
-        let mut start = 0;
-        for run in self.keyed.chunk_by(|a, b| a >> 32 == b >> 32) {
-            let events = &mut self.events[start..start + run.len()];
-            if events.len() > 1 {
-                events.sort_unstable_by(|&a, &b| {
-                    id(merged[a as usize].row).cmp(id(merged[b as usize].row))
-                });
+        let by_id = |&a: &u32, &b: &u32| id(merged[a as usize].row).cmp(id(merged[b as usize].row));
+        let times = merged.iter().filter_map(|m| m.event_at);
+        let (earliest, latest) =
+            times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        let events = merged
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.event_at.map(|t| (t, m.kind.tie_rank(), i as u32)));
+        match NarrowKeys::fitting(earliest, latest, merged.len()) {
+            Some(narrow) => {
+                self.narrow.clear();
+                self.narrow
+                    .extend(events.map(|(t, rank, i)| narrow.key(t, rank, i)));
+                let mask = (1u64 << narrow.index_bits) - 1;
+                sort_events(
+                    &mut self.narrow,
+                    &mut self.events,
+                    |k| (k & mask) as u32,
+                    |k| k >> narrow.index_bits,
+                    by_id,
+                );
             }
-            start += run.len();
+            None => {
+                self.keyed.clear();
+                self.keyed
+                    .extend(events.map(|(t, rank, i)| event_key(t, rank, i)));
+                sort_events(
+                    &mut self.keyed,
+                    &mut self.events,
+                    |k| k as u32, // the low bits: the index
+                    |k| k >> 32,
+                    by_id,
+                );
+            }
         }
         self.silent.clear();
         self.silent
@@ -292,6 +368,32 @@ impl Windowing {
 #[cfg(test)]
 mod tests {
     use super::event_key;
+
+    #[test]
+    fn narrow_keys_order_as_wide_ones_and_fit_only_when_they_can() {
+        use super::NarrowKeys;
+        let events = [
+            (1_706_745_600_000_000i64, 2u8, 0u32),
+            (1_706_745_600_000_000, 0, 1),
+            (1_706_745_600_000_001, 1, 2),
+            (1_711_929_600_000_000, 0, 3),
+            (1_706_745_600_000_000, 0, 4),
+        ];
+        let narrow = NarrowKeys::fitting(1_706_745_600_000_000, 1_711_929_600_000_000, 5)
+            .expect("two months fit");
+        let mut by_narrow = events;
+        by_narrow.sort_by_key(|&(t, r, i)| narrow.key(t, r, i));
+        let mut by_wide = events;
+        by_wide.sort_by_key(|&(t, r, i)| event_key(t, r, i));
+        assert_eq!(by_narrow, by_wide);
+        assert_eq!(narrow.key(1_706_745_600_000_000, 0, 4) & 7, 4);
+        // A span of centuries, or a reversed one, takes the wide keys.
+        assert!(NarrowKeys::fitting(i64::MIN, i64::MAX, 5).is_none());
+        assert!(NarrowKeys::fitting(-(1 << 61), 1 << 61, 2).is_none());
+        assert!(NarrowKeys::fitting(5, 4, 2).is_none());
+        assert!(NarrowKeys::fitting(0, (1 << 61) - 1, 2).is_some());
+        assert!(NarrowKeys::fitting(0, (1 << 61) - 1, 3).is_none());
+    }
 
     #[test]
     fn event_keys_order_by_time_then_rank_then_index_across_the_epoch() {
