@@ -7,7 +7,9 @@
 //! the windowing aggregate split each bucket into its (account, customer)
 //! pairs by sorting, because a hash table of a million customers misses the
 //! cache on almost every row (it was a quarter of the windowing query)
-//! where one of thousands of buckets stays in it.
+//! where one of thousands of buckets stays in it. That is a cluster's
+//! plan; in one process the windowing operator computes a bucket of its
+//! own as it codes the keys (`key_coder.rs`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -121,9 +123,9 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::docs::SECTION,
         "The bucket (0 to 16383) a tuple of string keys falls in, by a fixed hash of their \
-         bytes (NULL hashes as a value of its own). The optimizer groups the windowing's rows \
-         by the bucket of (account, customer) and the windowing aggregate splits each bucket \
-         into its pairs.",
+         bytes (NULL hashes as a value of its own). On a cluster the optimizer repartitions \
+         the windowing's rows by the bucket of (account, customer) and the windowing \
+         aggregate splits each bucket into its pairs.",
         "wa_key_bucket(key, ...)",
     )
     .with_argument(
