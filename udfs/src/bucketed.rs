@@ -113,7 +113,7 @@ impl BucketedWindowingExec {
                 return Ok(None);
             }
         }
-        if !share_keys(&aggr_expr, keys.keys, &input_schema)? {
+        if keys.keys == 0 || !share_keys(&aggr_expr, keys.keys, &input_schema)? {
             return Ok(None);
         }
         let bucket = Field::new("__wa_bucket", DataType::UInt32, false);

@@ -159,7 +159,8 @@ pub(crate) fn prefix_bytes(prefix: &[StringViewArray], i: usize, out: &mut Vec<u
 }
 
 /// A row's keys as one `u64` code, one table per aggregate (per partition),
-/// equal exactly when the keys are:
+/// or per operator run ([`crate::key_coder`]), equal exactly when the keys
+/// are:
 /// - the keys before the last (the account) are numbered as they are first
 ///   seen: the prefix index;
 /// - a last key of up to 15 digits (a phone number) is coded with the

@@ -35,6 +35,7 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use crate::bucketed::{BucketedWindowingExec, CodedKeys};
 use crate::single_phase::with_args;
+use crate::wa_customer_key::WaCustomerKey;
 use crate::wa_key_bucket_udf;
 
 /// A grouping key and its output name.
@@ -136,9 +137,8 @@ fn customer_as_logged(
         return unchanged;
     };
     let input = projection.input();
-    if key.fun().name() != "wa_customer_key"
-        || number.data_type(&input.schema())? != *key.return_type()
-    {
+    let is_customer_key = key.fun().inner().downcast_ref::<WaCustomerKey>().is_some();
+    if !is_customer_key || number.data_type(&input.schema())? != *key.return_type() {
         return unchanged;
     }
     let mut exprs = projection.expr().to_vec();

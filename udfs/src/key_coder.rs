@@ -62,8 +62,10 @@ struct Prefix {
 
 /// One input task's coder: each row's key code (as [`KeyCodes`] codes it)
 /// and its bucket (of [`crate::wa_key_bucket::KEY_BUCKETS`]), a function of
-/// the keys alone. It locks the shared table only for a prefix it has not
-/// seen and for last keys that are not short digit strings.
+/// the keys alone. It locks the shared table (once per batch) only for a
+/// prefix it has not seen and for the rows the table codes: last keys that
+/// are not digit strings of up to 15 bytes, nulls, and every row of an
+/// account after the 512th.
 #[derive(Debug)]
 pub struct KeyCoder {
     shared: Arc<SharedKeyCodes>,
@@ -200,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn codes_match_each_partitions_own_and_buckets_depend_on_the_keys_alone() {
+    fn codes_are_equal_exactly_when_the_keys_are_and_buckets_depend_on_the_keys_alone() {
         let customers = [
             Some("447700900123"),
             Some("+447700900123"),
@@ -286,6 +288,38 @@ mod tests {
         coder.code_batch(&keys(&reversed));
         let again: Vec<u32> = coder.buckets.iter().rev().copied().collect();
         assert_eq!(again, buckets);
+    }
+
+    #[test]
+    fn accounts_past_the_inline_ones_code_through_the_table_alike_in_every_task() {
+        // 600 accounts: those numbered 512 and up code every customer
+        // through the side table, whichever task sees them first.
+        let accounts: Vec<String> = (0..600).map(|a| format!("a{a}")).collect();
+        let rows: Vec<(Option<&str>, Option<&str>)> = accounts
+            .iter()
+            .flat_map(|a| {
+                [
+                    (Some(a.as_str()), Some("+447700900123")),
+                    (Some(a.as_str()), Some("x")),
+                ]
+            })
+            .collect();
+        let shared = Arc::new(SharedKeyCodes::new(vec![DataType::Utf8View; 2], true));
+        let mut first = KeyCoder::new(Arc::clone(&shared));
+        let mut second = KeyCoder::new(Arc::clone(&shared));
+        first.code_batch(&keys(&rows));
+        let reversed: Vec<_> = rows.iter().rev().copied().collect();
+        second.code_batch(&keys(&reversed));
+        let again: Vec<u64> = second.codes.iter().rev().copied().collect();
+        assert_eq!(first.codes, again);
+        let distinct: std::collections::HashSet<u64> = first.codes.iter().copied().collect();
+        assert_eq!(distinct.len(), rows.len());
+        let decoded = shared
+            .decode(&first.codes, &[DataType::Utf8, DataType::Utf8])
+            .unwrap();
+        let customers: Vec<&str> = decoded[1].as_string::<i32>().iter().flatten().collect();
+        assert_eq!(customers[1024], "447700900123");
+        assert_eq!(customers[1025], "x");
     }
 
     #[test]

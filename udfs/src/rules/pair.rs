@@ -117,6 +117,10 @@ impl NarrowKeys {
 
     #[inline]
     fn key(self, time: i64, tie_rank: u8, index: u32) -> u64 {
+        debug_assert!(
+            tie_rank < 1 << RANK_BITS,
+            "a tie rank fits in {RANK_BITS} bits"
+        );
         let offset = (time - self.earliest) as u64;
         (offset << (RANK_BITS + self.index_bits))
             | (u64::from(tie_rank) << self.index_bits)
