@@ -103,7 +103,8 @@ pub fn key_state_field(name: &str, i: usize) -> FieldRef {
     ))
 }
 
-const SIDE: u64 = 1 << 63;
+/// The top bit of a code that is an index into a side table.
+pub(crate) const SIDE: u64 = 1 << 63;
 const PREFIX_SHIFT: u32 = 54;
 const DIGITS_SHIFT: u32 = 50;
 /// E.164 numbers have at most 15 digits; 10^15 < 2^50.
@@ -207,7 +208,7 @@ impl KeyCodes {
 
     /// The code of a row whose prefix has index `p` and whose last key is
     /// `key`.
-    pub(crate) fn code(&mut self, p: u32, key: Option<&str>) -> u64 {
+    fn code(&mut self, p: u32, key: Option<&str>) -> u64 {
         if let Some(digits) = key.and_then(|k| digits_code(k.as_bytes())) {
             if let Some(code) = inline_code(p, digits) {
                 return code;
@@ -263,16 +264,28 @@ impl KeyCodes {
         p
     }
 
+    /// The prefix index and last key of a side code, from this table.
+    fn own_side(&self, code: u64) -> (u32, Option<&str>) {
+        let (p, key) = &self.side_keys[(code & !SIDE) as usize];
+        (*p, key.as_deref())
+    }
+
     /// The prefix index of `code` and its last key, written into `out`
-    /// (cleared first); false for a null last key.
-    fn decode_into(&self, code: u64, out: &mut String) -> (u32, bool) {
+    /// (cleared first); false for a null last key. `side` resolves side
+    /// codes.
+    fn decode_into<'s>(
+        &self,
+        code: u64,
+        out: &mut String,
+        side: &impl Fn(u64) -> (u32, Option<&'s str>),
+    ) -> (u32, bool) {
         out.clear();
         if code & SIDE != 0 {
-            let (p, key) = &self.side_keys[(code & !SIDE) as usize];
+            let (p, key) = side(code);
             if let Some(key) = key {
                 out.push_str(key);
             }
-            return (*p, key.is_some());
+            return (p, key.is_some());
         }
         let p = (code >> PREFIX_SHIFT) as u32;
         let len = ((code >> DIGITS_SHIFT) & 0xf) as usize;
@@ -284,17 +297,19 @@ impl KeyCodes {
         (p, true)
     }
 
-    /// The prefix index of `code`.
-    fn prefix_of(&self, code: u64) -> u32 {
-        if code & SIDE != 0 {
-            self.side_keys[(code & !SIDE) as usize].0
-        } else {
-            (code >> PREFIX_SHIFT) as u32
-        }
-    }
-
     /// The keys of `codes`, one array per key, of the types `types`.
     pub fn decode(&self, codes: &[u64], types: &[DataType]) -> Result<Vec<ArrayRef>> {
+        self.decode_with(codes, types, &|code| self.own_side(code))
+    }
+
+    /// [`Self::decode`], with side codes resolved by `side` (the side
+    /// tables of [`crate::key_coder`]) rather than this table's own.
+    pub(crate) fn decode_with<'s>(
+        &self,
+        codes: &[u64],
+        types: &[DataType],
+        side: &impl Fn(u64) -> (u32, Option<&'s str>),
+    ) -> Result<Vec<ArrayRef>> {
         let last = types.len() - 1;
         let mut text = String::new();
         let mut columns = Vec::with_capacity(types.len());
@@ -304,11 +319,14 @@ impl KeyCodes {
                     let mut b = $builder;
                     for &code in codes {
                         if j == last {
-                            let (_, valid) = self.decode_into(code, &mut text);
+                            let (_, valid) = self.decode_into(code, &mut text, side);
                             b.append_option(valid.then_some(text.as_str()));
                         } else {
-                            let p = self.prefix_of(code) as usize;
-                            b.append_option(self.prefix_keys[p][j].as_deref());
+                            let p = match code & SIDE {
+                                0 => (code >> PREFIX_SHIFT) as u32,
+                                _ => side(code).0,
+                            };
+                            b.append_option(self.prefix_keys[p as usize][j].as_deref());
                         }
                     }
                     Arc::new(b.finish()) as ArrayRef
