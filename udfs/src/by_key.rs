@@ -112,11 +112,92 @@ const MAX_DIGITS: usize = 15;
 /// Prefixes (the keys before the last) with an index below this are coded
 /// inline; later ones go to the side table.
 const INLINE_PREFIXES: usize = 1 << (63 - PREFIX_SHIFT);
-/// How many one-key prefixes [`KeyCodes`] compares by view before hashing.
+/// How many one-key prefixes are compared by view before hashing.
 const RECENT_PREFIXES: usize = 16;
 
-/// A side-table entry: the prefix index and the last key's bytes.
-type SideKey = (u32, Option<Box<[u8]>>);
+/// One-key prefixes (an account) whose view is inline (equal exactly when
+/// the strings are), with what is known of each: a log interleaves a few
+/// accounts, and comparing a handful of views is faster than hashing
+/// (which was 7% of the windowing query). Prefixes of several keys, or of
+/// long strings, are not kept here.
+#[derive(Debug)]
+pub(crate) struct RecentPrefixes<T>(Vec<(u128, T)>);
+
+impl<T: Copy> RecentPrefixes<T> {
+    pub(crate) fn new() -> Self {
+        Self(vec![])
+    }
+
+    /// The view of row `i`'s prefix when it is one inline key.
+    #[inline]
+    pub(crate) fn view(prefix: &[StringViewArray], i: usize) -> Option<u128> {
+        match prefix {
+            [k] if k.is_valid(i) && (k.views()[i] as u32) <= 12 => Some(k.views()[i]),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, view: Option<u128>) -> Option<T> {
+        let view = view?;
+        self.0.iter().find(|(v, _)| *v == view).map(|&(_, t)| t)
+    }
+
+    /// Keeps `value` for `view`, while there is room.
+    pub(crate) fn remember(&mut self, view: Option<u128>, value: T) {
+        if let Some(view) = view.filter(|_| self.0.len() < RECENT_PREFIXES) {
+            self.0.push((view, value));
+        }
+    }
+}
+
+/// Keys a code cannot hold inline, numbered as first seen: a side table.
+/// Entries are found by their bytes ([`side_entry`]) without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct SideTable {
+    codes: HashMap<Box<[u8]>, u64>,
+    keys: Vec<(u32, Option<Box<str>>)>,
+}
+
+impl SideTable {
+    /// The code of prefix `p` and last key `key`: `SIDE | tag | index`,
+    /// the entry numbered if new. `scratch` is working space.
+    pub(crate) fn code(
+        &mut self,
+        p: u32,
+        key: Option<&str>,
+        tag: u64,
+        scratch: &mut Vec<u8>,
+    ) -> u64 {
+        side_entry(p, key.map(str::as_bytes), scratch);
+        if let Some(&code) = self.codes.get(scratch.as_slice()) {
+            return code;
+        }
+        let code = SIDE | tag | self.keys.len() as u64;
+        self.keys.push((p, key.map(Into::into)));
+        self.codes.insert(scratch.as_slice().into(), code);
+        code
+    }
+
+    /// Entry `index`: its prefix index and last key.
+    pub(crate) fn entry(&self, index: usize) -> (u32, Option<&str>) {
+        let (p, key) = &self.keys[index];
+        (*p, key.as_deref())
+    }
+}
+
+/// A side entry as bytes: the prefix index, then a null mark or the key.
+fn side_entry(p: u32, key: Option<&[u8]>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&p.to_le_bytes());
+    match key {
+        Some(key) => {
+            out.push(1);
+            out.extend_from_slice(key);
+        }
+        None => out.push(0),
+    }
+}
 
 /// A last key of at most [`MAX_DIGITS`] ASCII digits as `length << 50 |
 /// value` (leading zeros count through the length); `None` otherwise.
@@ -174,13 +255,9 @@ pub struct KeyCodes {
     pub data_types: Vec<DataType>,
     prefixes: HashMap<Box<[u8]>, u32>,
     prefix_keys: Vec<Vec<Option<Box<str>>>>,
-    side: HashMap<SideKey, u64>,
-    side_keys: Vec<(u32, Option<Box<str>>)>,
-    /// One-key prefixes (an account) whose view is inline, and their
-    /// index: a log interleaves a few accounts, and comparing a handful of
-    /// views is faster than hashing (which was 7% of the windowing query).
-    /// Prefixes of several keys are hashed every row.
-    recent: Vec<(u128, u32)>,
+    side: SideTable,
+    /// Recent prefixes' indices.
+    recent: RecentPrefixes<u32>,
     scratch: Vec<u8>,
 }
 
@@ -190,9 +267,8 @@ impl KeyCodes {
             data_types,
             prefixes: HashMap::new(),
             prefix_keys: vec![],
-            side: HashMap::new(),
-            side_keys: vec![],
-            recent: vec![],
+            side: SideTable::default(),
+            recent: RecentPrefixes::new(),
             scratch: vec![],
         }
     }
@@ -214,14 +290,7 @@ impl KeyCodes {
                 return code;
             }
         }
-        let entry = (p, key.map(|k| Box::<[u8]>::from(k.as_bytes())));
-        if let Some(&code) = self.side.get(&entry) {
-            return code;
-        }
-        let code = SIDE | self.side_keys.len() as u64;
-        self.side.insert(entry, code);
-        self.side_keys.push((p, key.map(Into::into)));
-        code
+        self.side.code(p, key, 0, &mut self.scratch)
     }
 
     /// The index of row `i`'s prefix (the keys before the last).
@@ -232,16 +301,9 @@ impl KeyCodes {
             }
             return 0;
         }
-        // The view of a one-key prefix that is inline (equal exactly when
-        // the strings are), else `None`.
-        let inline_view = match prefix {
-            [k] if k.is_valid(i) && (k.views()[i] as u32) <= 12 => Some(k.views()[i]),
-            _ => None,
-        };
-        if let Some(view) = inline_view {
-            if let Some(&(_, p)) = self.recent.iter().find(|(v, _)| *v == view) {
-                return p;
-            }
+        let view = RecentPrefixes::<u32>::view(prefix, i);
+        if let Some(p) = self.recent.get(view) {
+            return p;
         }
         prefix_bytes(prefix, i, &mut self.scratch);
         let p = match self.prefixes.get(self.scratch.as_slice()) {
@@ -258,16 +320,13 @@ impl KeyCodes {
                 p
             }
         };
-        if let Some(view) = inline_view.filter(|_| self.recent.len() < RECENT_PREFIXES) {
-            self.recent.push((view, p));
-        }
+        self.recent.remember(view, p);
         p
     }
 
     /// The prefix index and last key of a side code, from this table.
     fn own_side(&self, code: u64) -> (u32, Option<&str>) {
-        let (p, key) = &self.side_keys[(code & !SIDE) as usize];
-        (*p, key.as_deref())
+        self.side.entry((code & !SIDE) as usize)
     }
 
     /// The prefix index of `code` and its last key, written into `out`

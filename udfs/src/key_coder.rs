@@ -15,12 +15,8 @@ use arrow::array::{Array, ArrayRef, StringViewArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{HashMap, Result};
 
-use crate::by_key::{digits_code, inline_code, prefix_bytes, KeyCodes, SIDE};
+use crate::by_key::{digits_code, inline_code, prefix_bytes, KeyCodes, RecentPrefixes, SideTable};
 use crate::wa_key_bucket::{bucket_of, bytes_hash, fold, MIX, NULL_HASH};
-
-/// How many one-key prefixes (accounts) a [`KeyCoder`] compares by view
-/// before looking them up by their bytes.
-const RECENT_PREFIXES: usize = 16;
 
 /// Side tables for the keys a code cannot hold inline (keys that are not
 /// digit strings of up to 15 bytes, nulls, and every key of an account
@@ -30,27 +26,6 @@ const RECENT_PREFIXES: usize = 16;
 const SIDE_TABLES: usize = 64;
 /// A side code is `SIDE | table << SIDE_TABLE_SHIFT | index in the table`.
 const SIDE_TABLE_SHIFT: u32 = 56;
-
-/// One side table: each entry's code by its [`side_entry`] bytes, and the
-/// entries by index.
-#[derive(Debug, Default)]
-struct SideTable {
-    codes: HashMap<Box<[u8]>, u64>,
-    keys: Vec<(u32, Option<Box<str>>)>,
-}
-
-/// A side entry as bytes: the prefix index, then a null mark or the key.
-fn side_entry(p: u32, key: Option<&[u8]>, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&p.to_le_bytes());
-    match key {
-        Some(key) => {
-            out.push(1);
-            out.extend_from_slice(key);
-        }
-        None => out.push(0),
-    }
-}
 
 /// The key table of one operator's run, shared by its input tasks (which
 /// code) and its partitions (which decode).
@@ -79,8 +54,7 @@ impl SharedKeyCodes {
         let side: Vec<MutexGuard<'_, SideTable>> = self.side.iter().map(lock).collect();
         let resolve = |code: u64| {
             let table = (code >> SIDE_TABLE_SHIFT) as usize & (SIDE_TABLES - 1);
-            let (p, key) = &side[table].keys[(code & ((1 << SIDE_TABLE_SHIFT) - 1)) as usize];
-            (*p, key.as_deref())
+            side[table].entry((code & ((1 << SIDE_TABLE_SHIFT) - 1)) as usize)
         };
         self.table().decode_with(codes, types, &resolve)
     }
@@ -110,9 +84,8 @@ struct Prefix {
 #[derive(Debug)]
 pub struct KeyCoder {
     shared: Arc<SharedKeyCodes>,
-    /// One-key prefixes whose view is inline (equal exactly when the
-    /// strings are): a log interleaves a few accounts.
-    recent: Vec<(u128, Prefix)>,
+    /// Recent prefixes, by view.
+    recent: RecentPrefixes<Prefix>,
     /// Every other prefix seen, by [`prefix_bytes`].
     seen: HashMap<Box<[u8]>, Prefix>,
     scratch: Vec<u8>,
@@ -128,7 +101,7 @@ impl KeyCoder {
     pub fn new(shared: Arc<SharedKeyCodes>) -> Self {
         Self {
             shared,
-            recent: vec![],
+            recent: RecentPrefixes::new(),
             seen: HashMap::new(),
             scratch: vec![],
             side: vec![],
@@ -169,20 +142,12 @@ impl KeyCoder {
         for rows in self.side.chunk_by(|a, b| a.2 == b.2) {
             let t = rows[0].2;
             let mut table = lock(&self.shared.side[t]);
+            let tag = (t as u64) << SIDE_TABLE_SHIFT;
             for &(i, p, _) in rows {
-                let key = key_at(last, i, plus_stripped);
-                side_entry(p, key, &mut self.scratch);
-                self.codes[i] = match table.codes.get(self.scratch.as_slice()) {
-                    Some(&code) => code,
-                    None => {
-                        let code = SIDE | (t as u64) << SIDE_TABLE_SHIFT | table.keys.len() as u64;
-                        // SAFETY: the bytes of a `str` less leading ASCII `+`s.
-                        let key = key.map(|b| unsafe { std::str::from_utf8_unchecked(b) });
-                        table.keys.push((p, key.map(Into::into)));
-                        table.codes.insert(self.scratch.as_slice().into(), code);
-                        code
-                    }
-                };
+                // SAFETY: the bytes of a `str` less leading ASCII `+`s.
+                let key = key_at(last, i, plus_stripped)
+                    .map(|b| unsafe { std::str::from_utf8_unchecked(b) });
+                self.codes[i] = table.code(p, key, tag, &mut self.scratch);
             }
         }
     }
@@ -190,14 +155,9 @@ impl KeyCoder {
     /// Row `i`'s prefix (the keys before the last).
     #[inline]
     fn prefix(&mut self, prefix: &[StringViewArray], i: usize) -> Prefix {
-        let inline_view = match prefix {
-            [k] if k.is_valid(i) && (k.views()[i] as u32) <= 12 => Some(k.views()[i]),
-            _ => None,
-        };
-        if let Some(view) = inline_view {
-            if let Some(&(_, p)) = self.recent.iter().find(|(v, _)| *v == view) {
-                return p;
-            }
+        let view = RecentPrefixes::<Prefix>::view(prefix, i);
+        if let Some(p) = self.recent.get(view) {
+            return p;
         }
         prefix_bytes(prefix, i, &mut self.scratch);
         let p = match self.seen.get(self.scratch.as_slice()) {
@@ -217,9 +177,7 @@ impl KeyCoder {
                 p
             }
         };
-        if let Some(view) = inline_view.filter(|_| self.recent.len() < RECENT_PREFIXES) {
-            self.recent.push((view, p));
-        }
+        self.recent.remember(view, p);
         p
     }
 }
