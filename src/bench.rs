@@ -217,6 +217,7 @@ async fn check_against_core(config: &Config, batches: &[RecordBatch]) -> Result<
         &datafusion::prelude::SessionContext::new(),
         "t",
         &config.data,
+        crate::logs::LogReads::Cast,
     )
     .await?
     .files;

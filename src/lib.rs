@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod generate;
+pub mod log_table;
 pub mod logs;
 pub mod output;
 pub mod repl;

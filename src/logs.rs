@@ -5,9 +5,11 @@
 //!
 //! Timestamps of any unit, with or without a UTC zone, are declared as
 //! microseconds UTC in the table schema; DataFusion casts each file's
-//! column on read. Extra columns are kept; hive partition columns
+//! column on read. The vocabulary columns are declared as dictionaries
+//! ([`crate::log_table`]). Extra columns are kept; hive partition columns
 //! (`month=2024-02/`) become queryable string columns.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,11 +18,13 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Result, WaError};
+use crate::log_table::{self, LogTable};
 
 /// Required columns and whether each is a timestamp (else a string).
 pub const REQUIRED: [(&str, bool); 10] = [
@@ -136,8 +140,24 @@ pub struct RegisteredLog {
     pub schema: SchemaRef,
 }
 
+/// How the log's files are read ([`crate::log_table`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogReads {
+    /// Each file told to read the vocabulary columns as dictionaries: a
+    /// session on this machine.
+    Hinted,
+    /// Read as the files say and cast to the declared types: a cluster's
+    /// session, whose plans carry only DataFusion's own tables.
+    Cast,
+}
+
 /// Registers the Parquet log at `path` as `name` (normally `messages_raw`).
-pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Result<RegisteredLog> {
+pub async fn register_log(
+    ctx: &SessionContext,
+    name: &str,
+    path: &str,
+    reads: LogReads,
+) -> Result<RegisteredLog> {
     let (url, root) = table_url(path)?;
     let store = ctx.runtime_env().object_store(url.object_store())?;
     let state = ctx.state();
@@ -146,9 +166,13 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
         .await?
         .try_collect()
         .await?;
-    let mut files: Vec<PathBuf> = metas
+    // Each file's local path and its object-store path.
+    let mut files: Vec<(PathBuf, String)> = metas
         .iter()
-        .map(|m| PathBuf::from(format!("/{}", m.location.as_ref())))
+        .map(|m| {
+            let location = m.location.as_ref().to_string();
+            (PathBuf::from(format!("/{location}")), location)
+        })
         .collect();
     files.sort();
     if files.is_empty() {
@@ -160,7 +184,8 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
         .parquet
         .schema_force_view_types;
     let mut fields: Vec<Field> = vec![];
-    for file in &files {
+    let mut read_schemas = HashMap::new();
+    for (file, location) in &files {
         let f =
             std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
@@ -171,6 +196,7 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
         })?;
         let schema = builder.schema();
         check_file_schema(file, schema)?;
+        read_schemas.insert(location.clone(), log_table::read_schema(schema));
         for field in schema.fields() {
             if fields.iter().any(|f| f.name() == field.name()) {
                 continue;
@@ -178,6 +204,8 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
             let t = field.data_type();
             let declared = if REQUIRED.iter().any(|(n, ts)| *ts && n == field.name()) {
                 timestamp_type()
+            } else if log_table::reads_as_words(field.name(), t) {
+                log_table::word_type()
             } else if view_types && is_string(t) {
                 DataType::Utf8View
             } else if let DataType::Timestamp(unit, tz) = t {
@@ -190,7 +218,7 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
     }
     let partitions = root
         .as_deref()
-        .map(|r| partition_columns(r, &files[0]))
+        .map(|r| partition_columns(r, &files[0].0))
         .unwrap_or_default();
     fields.retain(|f| !partitions.contains(f.name()));
     let schema = Arc::new(Schema::new(fields));
@@ -207,10 +235,14 @@ pub async fn register_log(ctx: &SessionContext, name: &str, path: &str) -> Resul
         .with_schema(schema);
     let table = ListingTable::try_new(config)?;
     let full_schema = datafusion::datasource::TableProvider::schema(&table);
+    let table: Arc<dyn TableProvider> = match reads {
+        LogReads::Hinted => Arc::new(LogTable::new(table, read_schemas)),
+        LogReads::Cast => Arc::new(table),
+    };
     ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))?;
+    ctx.register_table(name, table)?;
     Ok(RegisteredLog {
-        files,
+        files: files.into_iter().map(|(file, _)| file).collect(),
         schema: full_schema,
     })
 }

@@ -119,7 +119,11 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         Some(url) => remote_context(url, session_config, runtime).await?,
     };
     wausage_udfs::register_all(&ctx);
-    logs::register_log(&ctx, "messages_raw", &config.data)
+    let reads = match config.cluster {
+        None => logs::LogReads::Hinted,
+        Some(_) => logs::LogReads::Cast,
+    };
+    logs::register_log(&ctx, "messages_raw", &config.data, reads)
         .await
         .map_err(|e| match e {
             WaError::Input(m) => WaError::Input(format!("--data: {m}")),

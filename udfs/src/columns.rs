@@ -5,16 +5,17 @@
 //! when the query is planned, so the hot loop sees one layout. Short
 //! vocabulary values (`outbound`, `template`, `delivered`, ...) are inline
 //! in a `Utf8View`, so most are classified by comparing one `u128` view,
-//! not by comparing strings.
+//! not by comparing strings. Dictionary columns (a registered log's
+//! vocabulary columns) stay dictionaries of `Utf8`: their words are
+//! classified once a batch, and each row costs a key lookup.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    make_view, Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray,
-    TimestampMicrosecondArray, UInt8Array,
+    make_view, Array, ArrayRef, AsArray, Int32DictionaryArray, LargeStringArray, StringArray,
+    StringViewArray, TimestampMicrosecondArray, UInt8Array,
 };
-use arrow::buffer::NullBuffer;
-use arrow::datatypes::{DataType, Field, TimeUnit, TimestampMicrosecondType, UInt8Type};
+use arrow::datatypes::{DataType, Field, Int32Type, TimeUnit, TimestampMicrosecondType, UInt8Type};
 use datafusion::common::{exec_datafusion_err, plan_err, Result};
 
 use crate::rules::{Kind, Row, Status, TemplateCategory};
@@ -59,6 +60,20 @@ pub fn coerce_log_args(name: &str, arg_types: &[DataType], extra: usize) -> Resu
                 }
                 ("sent_at" | "delivered_at", other) => {
                     plan_err!("{name}: argument {arg} must be a timestamp, got {other}")
+                }
+                // A dictionary of words stays one (see `Text::Dict`); only
+                // the message id, unique per row, is read as views.
+                (arg, DataType::Dictionary(_, value))
+                    if arg != "message_id"
+                        && matches!(
+                            **value,
+                            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                        ) =>
+                {
+                    Ok(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(DataType::Utf8),
+                    ))
                 }
                 (
                     _,
@@ -236,8 +251,33 @@ impl Vocabulary {
             }
             Text::Plain(array) => (0..array.len()).map(|i| of(array.value(i))).collect(),
             Text::LargePlain(array) => (0..array.len()).map(|i| of(array.value(i))).collect(),
+            Text::Dict(dict, words) => {
+                // Each word once, then a key lookup per row; a key out of
+                // the dictionary's range is no word.
+                let mut of_key = self.positions(Text::Plain(words));
+                of_key.push(NOT_A_WORD);
+                let last = of_key.len() - 1;
+                let mut out: Vec<u8> = dict
+                    .keys()
+                    .values()
+                    .iter()
+                    .map(|&k| of_key[(k as u32 as usize).min(last)])
+                    .collect();
+                if let Some(nulls) = dict.nulls() {
+                    for i in (!nulls.inner()).set_indices() {
+                        out[i] = NOT_A_WORD;
+                    }
+                }
+                return out;
+            }
         };
-        if let Some(nulls) = text.nulls() {
+        let nulls = match text {
+            Text::View(a) => a.nulls(),
+            Text::Plain(a) => a.nulls(),
+            Text::LargePlain(a) => a.nulls(),
+            Text::Dict(..) => None,
+        };
+        if let Some(nulls) = nulls {
             // Only the null rows, found a word of the bitmap at a time.
             for i in (!nulls.inner()).set_indices() {
                 out[i] = NOT_A_WORD;
@@ -255,19 +295,26 @@ impl Vocabulary {
                 return self.words.iter().position(|w| w.1 == view);
             }
         }
+        if text.is_null(i) {
+            return None;
+        }
         let value = text.value(i);
         self.words.iter().position(|w| w.0 == value)
     }
 }
 
 /// A string column as the classifier reads it: views (a local session's
-/// scans), or plain strings (a cluster's: Ballista keeps views out of its
-/// plans), read in place rather than cast to views row by row.
+/// scans), plain strings (a cluster's: Ballista keeps views out of its
+/// plans), read in place rather than cast to views row by row, or a
+/// dictionary of plain strings (the vocabulary columns of a registered log,
+/// read from Parquet's dictionary pages without expanding them): its few
+/// words are classified once and each row only looks its key up.
 #[derive(Clone, Copy)]
 enum Text<'a> {
     View(&'a StringViewArray),
     Plain(&'a StringArray),
     LargePlain(&'a LargeStringArray),
+    Dict(&'a Int32DictionaryArray, &'a StringArray),
 }
 
 impl<'a> Text<'a> {
@@ -276,16 +323,21 @@ impl<'a> Text<'a> {
             DataType::Utf8View => Some(Self::View(array.as_string_view())),
             DataType::Utf8 => Some(Self::Plain(array.as_string::<i32>())),
             DataType::LargeUtf8 => Some(Self::LargePlain(array.as_string::<i64>())),
+            DataType::Dictionary(key, value)
+                if **key == DataType::Int32 && **value == DataType::Utf8 =>
+            {
+                let dict = array.as_dictionary::<Int32Type>();
+                Some(Self::Dict(dict, dict.values().as_string::<i32>()))
+            }
             _ => None,
         }
     }
 
-    fn nulls(self) -> Option<&'a NullBuffer> {
-        match self {
-            Self::View(a) => a.nulls(),
-            Self::Plain(a) => a.nulls(),
-            Self::LargePlain(a) => a.nulls(),
-        }
+    /// The word row `i` points to in a dictionary, if its key is valid.
+    #[inline]
+    fn word(dict: &Int32DictionaryArray, words: &StringArray, i: usize) -> Option<usize> {
+        let key = usize::try_from(dict.keys().values()[i]).ok()?;
+        (dict.is_valid(i) && key < words.len() && words.is_valid(key)).then_some(key)
     }
 
     fn is_null(&self, i: usize) -> bool {
@@ -293,6 +345,7 @@ impl<'a> Text<'a> {
             Self::View(a) => a.is_null(i),
             Self::Plain(a) => a.is_null(i),
             Self::LargePlain(a) => a.is_null(i),
+            Self::Dict(d, w) => Self::word(d, w, i).is_none(),
         }
     }
 
@@ -303,14 +356,17 @@ impl<'a> Text<'a> {
             Self::View(a) => a.views()[i] as u32 == 0,
             Self::Plain(a) => a.value_length(i) == 0,
             Self::LargePlain(a) => a.value_length(i) == 0,
+            Self::Dict(d, w) => Self::word(d, w, i).is_none_or(|k| w.value_length(k) == 0),
         }
     }
 
+    /// Row `i`'s string; `""` for a null row.
     fn value(&self, i: usize) -> &'a str {
         match self {
             Self::View(a) => a.value(i),
             Self::Plain(a) => a.value(i),
             Self::LargePlain(a) => a.value(i),
+            Self::Dict(d, w) => Self::word(d, w, i).map_or("", |k| w.value(k)),
         }
     }
 }
@@ -644,11 +700,17 @@ mod tests {
         };
         let ids: Vec<String> = (0..n).map(|i| format!("wamid.row-{i:06}")).collect();
         let ids: Vec<Option<&str>> = ids.iter().map(|s| Some(s.as_str())).collect();
+        // Message ids are never dictionaries (`coerce_log_args`).
+        let id_type = match text {
+            DataType::Dictionary(..) => &DataType::Utf8View,
+            other => other,
+        };
+        let ids = cast(&StringArray::from(ids), id_type).unwrap();
         let ts: ArrayRef = Arc::new(
             TimestampMicrosecondArray::from((0..n as i64).collect::<Vec<_>>()).with_timezone("UTC"),
         );
         vec![
-            strings(&ids),
+            ids,
             strings(&cols[0]),
             strings(&cols[1]),
             strings(&cols[2]),
@@ -659,13 +721,24 @@ mod tests {
         ]
     }
 
+    fn word_dictionary() -> DataType {
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    }
+
     #[test]
     fn codes_of_a_batch_match_each_rows_code_and_error() {
-        for text in [DataType::Utf8View, DataType::Utf8, DataType::LargeUtf8] {
+        let mut per_type: Vec<Vec<std::result::Result<Code, String>>> = vec![];
+        for text in [
+            DataType::Utf8View,
+            DataType::Utf8,
+            DataType::LargeUtf8,
+            word_dictionary(),
+        ] {
             let columns = every_combination(&text);
             let n = columns[0].len();
             let mut good = vec![];
             let mut bad = 0;
+            let mut outcomes = vec![];
             for i in 0..n {
                 // A one-row slice: offsets into the views and null bitmaps too.
                 let row: Vec<ArrayRef> = columns.iter().map(|c| c.slice(i, 1)).collect();
@@ -674,14 +747,21 @@ mod tests {
                     (Ok(all), Ok(one)) => {
                         assert_eq!(all, vec![one], "{text} row {i}");
                         good.push(i);
+                        outcomes.push(Ok(one));
                     }
                     (Err(a), Err(b)) => {
                         assert_eq!(a.to_string(), b.to_string(), "{text} row {i}");
                         bad += 1;
+                        outcomes.push(Err(a.to_string()));
                     }
                     (a, b) => panic!("{text} row {i}: batch {a:?}, row {b:?}"),
                 }
             }
+            // Every layout classifies every row alike, errors worded alike.
+            if let Some(first) = per_type.first() {
+                assert_eq!(&outcomes, first, "{text}");
+            }
+            per_type.push(outcomes);
             assert!(
                 good.len() > 50 && bad > 50,
                 "{} good, {bad} bad",
@@ -698,6 +778,35 @@ mod tests {
             let one_by_one: Vec<Code> = (0..good.len()).map(|i| batch.code(i).unwrap()).collect();
             assert_eq!(batch.codes().unwrap(), one_by_one, "{text}");
         }
+    }
+
+    #[test]
+    fn dictionary_words_are_classified_through_their_keys() {
+        // Words out of order, one unused, one null, one not a word, and a
+        // null key: as the same strings in views.
+        let words = StringArray::from(vec![
+            Some("read"),
+            None,
+            Some("sent"),
+            Some("delivered!"),
+            Some("failed"),
+        ]);
+        let keys = arrow::array::Int32Array::from(vec![Some(2), Some(0), None, Some(1), Some(3)]);
+        let dict = Int32DictionaryArray::try_new(keys, Arc::new(words)).unwrap();
+        let as_views = cast(&dict, &DataType::Utf8View).unwrap();
+        let dict: ArrayRef = Arc::new(dict);
+        let from_dict = STATUS_WORDS.positions(Text::try_new(&dict).unwrap());
+        let from_views = STATUS_WORDS.positions(Text::try_new(&as_views).unwrap());
+        assert_eq!(from_dict, from_views);
+        assert_eq!(from_dict, vec![0, 3, NOT_A_WORD, NOT_A_WORD, NOT_A_WORD]);
+        let text = Text::try_new(&dict).unwrap();
+        assert_eq!(
+            (0..5).map(|i| text.is_null(i)).collect::<Vec<_>>(),
+            [false, false, true, true, false]
+        );
+        assert_eq!(text.value(4), "delivered!");
+        assert_eq!(STATUS_WORDS.find(text, 1), Some(3));
+        assert_eq!(STATUS_WORDS.find(text, 3), None);
     }
 
     #[test]
