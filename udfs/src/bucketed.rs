@@ -797,11 +797,12 @@ mod tests {
             let ctx = session(partitions, Some(single_phase_windowing_rule()), false).await;
             let plan = run(&ctx, &format!("EXPLAIN {QUERY}")).await.unwrap();
             // The operator codes and buckets the keys itself, reading the
-            // customer's number as logged.
+            // customer's number as logged, into more, smaller partitions.
+            let shards = partitions * crate::by_key_plan::SHARDS_PER_PARTITION;
             assert!(
                 plan.contains(&format!(
                     "BucketedWindowingExec: keys=[__wa_group_key_0@0, \
-                     wa_customer_key(__wa_group_key_1@1)], partitions={partitions}"
+                     wa_customer_key(__wa_group_key_1@1)], partitions={shards}"
                 )),
                 "{plan}"
             );
