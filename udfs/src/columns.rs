@@ -295,9 +295,6 @@ impl Vocabulary {
                 return self.words.iter().position(|w| w.1 == view);
             }
         }
-        if text.is_null(i) {
-            return None;
-        }
         let value = text.value(i);
         self.words.iter().position(|w| w.0 == value)
     }
