@@ -46,6 +46,8 @@ struct Interleaved {
     /// minute to minute; a run's two queries share its moment, so their
     /// ratio drifts less than either time does.
     ratio_median: f64,
+    /// Read by the cluster benchmark only.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     a_last: Vec<RecordBatch>,
     b_last: Vec<RecordBatch>,
 }

@@ -168,7 +168,11 @@ impl LogRows {
         self.group.push(group as u32);
         self.rows.push(Packed {
             sent_meta: (sent_at << META_BITS) | (len << CODE_BITS) | i64::from(code),
-            delivered_at: delivered_at.unwrap_or(NOT_DELIVERED),
+            delivered_at: std::hint::select_unpredictable(
+                delivered_at.is_some(),
+                delivered_at.unwrap_or_default(),
+                NOT_DELIVERED,
+            ),
             key,
             id: inline,
         });
@@ -276,7 +280,11 @@ impl LogRows {
             kind,
             status,
             sent_at: p.sent_at(),
-            delivered_at: (p.delivered_at != NOT_DELIVERED).then_some(p.delivered_at),
+            delivered_at: std::hint::select_unpredictable(
+                p.delivered_at != NOT_DELIVERED,
+                Some(p.delivered_at),
+                None,
+            ),
             id_hash: Self::id_hash(p),
         }
     }

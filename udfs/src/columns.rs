@@ -346,17 +346,6 @@ impl<'a> Text<'a> {
         }
     }
 
-    /// Whether row `i` holds the empty string (or a null's placeholder).
-    #[inline]
-    fn is_empty_at(&self, i: usize) -> bool {
-        match self {
-            Self::View(a) => a.views()[i] as u32 == 0,
-            Self::Plain(a) => a.value_length(i) == 0,
-            Self::LargePlain(a) => a.value_length(i) == 0,
-            Self::Dict(d, w) => Self::word(d, w, i).is_none_or(|k| w.value_length(k) == 0),
-        }
-    }
-
     /// Row `i`'s string; `""` for a null row.
     fn value(&self, i: usize) -> &'a str {
         match self {
@@ -441,6 +430,112 @@ pub struct LogBatch<'a> {
     pub delivered_at: &'a TimestampMicrosecondArray,
 }
 
+/// A row [`LogBatch::codes`] cannot code (a bad or missing value), for
+/// `classify` to word its error.
+const NEEDS_CLASSIFY: Code = Code::MAX;
+
+/// Sizes of [`CODE_TABLE`]'s dimensions: each vocabulary's words and one
+/// more slot for no word, then whether the row has an entry point.
+const CODE_DIMS: [usize; 5] = [3, 3, 4, 6, 2];
+
+/// The code of every combination of a row's word positions (direction,
+/// message type, category, status; the last slot of each is no word) and
+/// entry point, as [`code_of_positions`] gives it.
+static CODE_TABLE: LazyLock<Vec<Code>> = LazyLock::new(|| {
+    let vocabularies = [&DIRECTIONS, &MESSAGE_TYPES, &CATEGORIES, &STATUS_WORDS];
+    for (v, &dim) in vocabularies.iter().zip(&CODE_DIMS) {
+        assert_eq!(v.words.len() + 1, dim, "CODE_DIMS follows the vocabularies");
+    }
+    let word = |slot: usize, dim: usize| {
+        if slot + 1 == dim {
+            NOT_A_WORD
+        } else {
+            slot as u8
+        }
+    };
+    let [dd, td, cd, sd, ed] = CODE_DIMS;
+    let mut table = vec![NEEDS_CLASSIFY; dd * td * cd * sd * ed];
+    for d in 0..dd {
+        for t in 0..td {
+            for c in 0..cd {
+                for s in 0..sd {
+                    for e in 0..ed {
+                        let (dw, tw, cw, sw) = (word(d, dd), word(t, td), word(c, cd), word(s, sd));
+                        table[code_slot(dw, tw, cw, sw, e as u8)] =
+                            code_of_positions(dw, tw, cw, sw, e == 1);
+                    }
+                }
+            }
+        }
+    }
+    table
+});
+
+/// The index in [`CODE_TABLE`] of a row's word positions ([`NOT_A_WORD`]
+/// for none) and entry point (0 or 1).
+#[inline]
+fn code_slot(d: u8, t: u8, c: u8, s: u8, entry_point: u8) -> usize {
+    let [dd, td, cd, sd, ed] = CODE_DIMS;
+    let slot = |p: u8, dim: usize| (p as usize).min(dim - 1);
+    (((slot(d, dd) * td + slot(t, td)) * cd + slot(c, cd)) * sd + slot(s, sd)) * ed
+        + (entry_point as usize).min(ed - 1)
+}
+
+/// A row's code from its word positions and entry point: `KINDS` order is
+/// inbound without and with an entry point, the three template categories,
+/// free-form; [`NEEDS_CLASSIFY`] where a word the kind needs is missing.
+fn code_of_positions(d: u8, t: u8, c: u8, s: u8, entry_point: bool) -> Code {
+    let kind = if d == NOT_A_WORD || t == NOT_A_WORD || s == NOT_A_WORD {
+        None
+    } else if d == 1 {
+        Some(u8::from(entry_point))
+    } else if t == 1 {
+        Some(5)
+    } else if c == NOT_A_WORD {
+        None
+    } else {
+        Some(2 + c)
+    };
+    kind.map_or(NEEDS_CLASSIFY, |k| (k << 3) | s)
+}
+
+/// 1 where a row's entry point is a value (neither null nor empty), a
+/// column at a time.
+fn has_entry_point(text: Text<'_>) -> Vec<u8> {
+    let mut out: Vec<u8> = match text {
+        Text::View(a) => a.views().iter().map(|&v| u8::from(v as u32 != 0)).collect(),
+        Text::Plain(a) => a
+            .offsets()
+            .windows(2)
+            .map(|w| u8::from(w[1] != w[0]))
+            .collect(),
+        Text::LargePlain(a) => a
+            .offsets()
+            .windows(2)
+            .map(|w| u8::from(w[1] != w[0]))
+            .collect(),
+        Text::Dict(dict, words) => {
+            return (0..dict.len())
+                .map(|i| {
+                    u8::from(Text::word(dict, words, i).is_some_and(|k| words.value_length(k) != 0))
+                })
+                .collect();
+        }
+    };
+    let nulls = match text {
+        Text::View(a) => a.nulls(),
+        Text::Plain(a) => a.nulls(),
+        Text::LargePlain(a) => a.nulls(),
+        Text::Dict(..) => None,
+    };
+    if let Some(nulls) = nulls {
+        for i in (!nulls.inner()).set_indices() {
+            out[i] = 0;
+        }
+    }
+    out
+}
+
 impl<'a> LogBatch<'a> {
     pub fn try_new(values: &'a [ArrayRef]) -> Result<Self> {
         let compact = is_compact(values.len(), values.get(1).map(|v| v.data_type()));
@@ -511,10 +606,12 @@ impl<'a> LogBatch<'a> {
         self.message_id.value(i).as_bytes()
     }
 
+    /// Row `i`'s delivery, chosen without a branch: a third of a log's
+    /// rows are undelivered, at random.
+    #[inline]
     pub fn delivered_at(&self, i: usize) -> Option<i64> {
-        self.delivered_at
-            .is_valid(i)
-            .then(|| self.delivered_at.value(i))
+        let value = self.delivered_at.values()[i];
+        std::hint::select_unpredictable(self.delivered_at.is_valid(i), Some(value), None)
     }
 
     /// Every row's code, as [`LogBatch::code`] gives them, classified a
@@ -528,31 +625,22 @@ impl<'a> LogBatch<'a> {
         let message_type = MESSAGE_TYPES.positions(w.message_type);
         let category = CATEGORIES.positions(w.category);
         let status = STATUS_WORDS.positions(w.status);
+        let entry_point = has_entry_point(w.entry_point);
         let has_nulls = self.message_id.null_count() > 0 || self.sent_at.null_count() > 0;
-        let entry_point = w.entry_point;
-        // `KINDS` order: inbound without and with an entry point, the three
-        // template categories, free-form. `NEEDS_CLASSIFY` marks a row the
-        // loop cannot code (a bad or missing value), for `classify` to word
-        // its error.
-        const NEEDS_CLASSIFY: Code = Code::MAX;
+        // One table lookup per row, no branch on its words: inbound and
+        // outbound, template and free-form rows alternate at random in a
+        // log, and a branch on each mispredicted often.
+        let table = &*CODE_TABLE;
         let mut codes: Vec<Code> = Vec::with_capacity(self.len());
         let mut unusual = false;
-        for i in 0..self.len() {
-            let (d, t, c, s) = (direction[i], message_type[i], category[i], status[i]);
-            let kind = if d == NOT_A_WORD || t == NOT_A_WORD || s == NOT_A_WORD {
-                None
-            } else if d == 1 {
-                Some(u8::from(
-                    !entry_point.is_null(i) && !entry_point.is_empty_at(i),
-                ))
-            } else if t == 1 {
-                Some(5)
-            } else if c == NOT_A_WORD {
-                None
-            } else {
-                Some(2 + c)
-            };
-            let code = kind.map_or(NEEDS_CLASSIFY, |k| (k << 3) | s);
+        let rows = direction
+            .iter()
+            .zip(&message_type)
+            .zip(&category)
+            .zip(&status)
+            .zip(&entry_point);
+        for ((((&d, &t), &c), &s), &e) in rows {
+            let code = table[code_slot(d, t, c, s, e)];
             unusual |= code == NEEDS_CLASSIFY;
             codes.push(code);
         }

@@ -192,8 +192,18 @@ fn key_at(last: &StringViewArray, i: usize, plus_stripped: bool) -> Option<&[u8]
     let bytes = last.value(i).as_bytes();
     Some(match plus_stripped {
         true => {
-            let skip = bytes.iter().take_while(|&&b| b == b'+').count();
-            &bytes[skip..]
+            // Numbers with and without a `+` alternate at random in a log
+            // (one account logs E.164 with it, another without): skip one
+            // `+` without a branch, and loop only for a second.
+            let one = usize::from(bytes.first() == Some(&b'+'));
+            let rest = &bytes[one..];
+            match rest.first() {
+                Some(b'+') => {
+                    let skip = rest.iter().take_while(|&&b| b == b'+').count();
+                    &rest[skip..]
+                }
+                _ => rest,
+            }
         }
         false => bytes,
     })
