@@ -271,18 +271,7 @@ impl Vocabulary {
                 return out;
             }
         };
-        let nulls = match text {
-            Text::View(a) => a.nulls(),
-            Text::Plain(a) => a.nulls(),
-            Text::LargePlain(a) => a.nulls(),
-            Text::Dict(..) => None,
-        };
-        if let Some(nulls) = nulls {
-            // Only the null rows, found a word of the bitmap at a time.
-            for i in (!nulls.inner()).set_indices() {
-                out[i] = NOT_A_WORD;
-            }
-        }
+        text.mark_nulls(&mut out, NOT_A_WORD);
         out
     }
 
@@ -327,6 +316,23 @@ impl<'a> Text<'a> {
                 Some(Self::Dict(dict, dict.values().as_string::<i32>()))
             }
             _ => None,
+        }
+    }
+
+    /// Sets `out[i]` to `mark` for every null row of a column of strings
+    /// (a dictionary's nulls are its keys', which its callers handle),
+    /// finding them a word of the bitmap at a time.
+    fn mark_nulls(&self, out: &mut [u8], mark: u8) {
+        let nulls = match self {
+            Self::View(a) => a.nulls(),
+            Self::Plain(a) => a.nulls(),
+            Self::LargePlain(a) => a.nulls(),
+            Self::Dict(..) => None,
+        };
+        if let Some(nulls) = nulls {
+            for i in (!nulls.inner()).set_indices() {
+                out[i] = mark;
+            }
         }
     }
 
@@ -522,17 +528,7 @@ fn has_entry_point(text: Text<'_>) -> Vec<u8> {
                 .collect();
         }
     };
-    let nulls = match text {
-        Text::View(a) => a.nulls(),
-        Text::Plain(a) => a.nulls(),
-        Text::LargePlain(a) => a.nulls(),
-        Text::Dict(..) => None,
-    };
-    if let Some(nulls) = nulls {
-        for i in (!nulls.inner()).set_indices() {
-            out[i] = 0;
-        }
-    }
+    text.mark_nulls(&mut out, 0);
     out
 }
 
