@@ -239,6 +239,16 @@ mod tests {
             .extensions
             .get::<crate::session::WaOptions>()
             .is_some());
+        // The scheduler plans every scan: it gives the files their read
+        // schemas, and the windowing its one phase.
+        let rules: Vec<&str> = state
+            .physical_optimizers()
+            .iter()
+            .map(|r| r.name())
+            .collect();
+        for rule in ["FooterReadSchemas", "SinglePhaseWindowing"] {
+            assert!(rules.contains(&rule), "{rule} not in {rules:?}");
+        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub(super) fn cluster_config() -> SessionConfig {
 pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let mut state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
         .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule_for_cluster())
+        .with_physical_optimizer_rule(Arc::new(crate::log_table::FooterReadSchemas))
         .build();
     wausage_udfs::register_all_in(&mut state)?;
     Ok(state)
