@@ -166,12 +166,29 @@ pub(crate) const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
 /// the bottleneck.
 pub(crate) const SHUFFLE_CODEC: &str = "ballista.shuffle.compression.codec";
 
+/// How many bytes of rows Ballista's sort-shuffle writer buffers per task
+/// before it sorts them by output partition and spills them. Each output
+/// partition's rows are gathered from the buffered batches a row and a
+/// column at a time; from Ballista's default 256 MiB nearly every gather
+/// missed the cache (20.7% of the executors' time), while 8 MiB of rows per
+/// task (two tasks share this machine's 32 MiB L3) stay in it. On the
+/// 50M-message benchmark, one cluster, 7 interleaved runs each: 16.9 s
+/// against 19.6 s median, 32 against 37 CPU seconds; the same answers.
+/// `SET ballista.shuffle.sort_based.memory_limit_per_task_bytes = …` in a
+/// query file overrides it.
+pub(crate) const SHUFFLE_BUDGET: &str = "ballista.shuffle.sort_based.memory_limit_per_task_bytes";
+const SHUFFLE_BUDGET_BYTES: usize = 8 << 20;
+
 /// The client's session config for the cluster: Ballista's settings, its
-/// adaptive planner off, shuffle files uncompressed, file work stealing off.
+/// adaptive planner off, shuffle files uncompressed and buffered in small
+/// pieces, file work stealing off.
 fn client_config(config: SessionConfig) -> Result<SessionConfig> {
     let mut config = config.upgrade_for_ballista();
     config.options_mut().set(ADAPTIVE_PLANNER, "false")?;
     config.options_mut().set(SHUFFLE_CODEC, "none")?;
+    config
+        .options_mut()
+        .set(SHUFFLE_BUDGET, &SHUFFLE_BUDGET_BYTES.to_string())?;
     // Each executor runs its own partitions of a scan; with work stealing,
     // one plan instance could read files meant for another's partitions.
     config
@@ -274,6 +291,21 @@ mod tests {
             .shuffle_compression_codec()
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn the_shuffle_buffers_rows_in_cache_sized_pieces_unless_set() {
+        let mut client = client_config(SessionConfig::new()).unwrap();
+        let budget = |c: &SessionConfig| {
+            c.ballista_config()
+                .shuffle_sort_based_memory_limit_per_task_bytes()
+        };
+        assert_eq!(budget(&client), 8 << 20);
+        client
+            .options_mut()
+            .set(SHUFFLE_BUDGET, "268435456")
+            .unwrap();
+        assert_eq!(budget(&client), 256 << 20);
     }
 
     #[tokio::test]
