@@ -155,21 +155,22 @@ pub struct FooterReadSchemas;
 
 #[cfg(feature = "cluster")]
 impl FooterReadSchemas {
-    /// The read schema of the local file at `path` (an object-store path
-    /// under the file system's root), for a scan that declares its
-    /// vocabulary columns as dictionaries; `None` otherwise, or when its
-    /// footer cannot be read (the scan then reads it, and reports any
-    /// error, as before).
-    fn read_schema_of(config: &FileScanConfig, path: &str) -> Option<SchemaRef> {
-        let declared = config.file_schema();
-        let declares_words = declared
+    /// Whether files of this scan get read schemas: local Parquet files of
+    /// a table that declares its vocabulary columns as dictionaries.
+    fn hints(config: &FileScanConfig) -> bool {
+        let declares_words = config
+            .file_schema()
             .fields()
             .iter()
             .any(|f| reads_as_words(f.name(), f.data_type()) && *f.data_type() == word_type());
         let local = config.object_store_url.as_str() == "file:///";
-        if !declares_words || !local || config.file_source().file_type() != "parquet" {
-            return None;
-        }
+        declares_words && local && config.file_source().file_type() == "parquet"
+    }
+
+    /// The read schema of the local file at `path` (an object-store path
+    /// under the file system's root); `None` when its footer cannot be
+    /// read (the scan then reads it, and reports any error, as before).
+    fn footer_read_schema(path: &str) -> Option<SchemaRef> {
         let file = std::fs::File::open(format!("/{path}")).ok()?;
         let builder =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
@@ -184,7 +185,19 @@ impl PhysicalOptimizerRule for FooterReadSchemas {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        hint_read_schemas(plan, Self::read_schema_of)
+        // A large file split into byte ranges appears once per range: its
+        // footer is read once.
+        let footers = std::cell::RefCell::new(HashMap::new());
+        hint_read_schemas(plan, |config, path| {
+            if !Self::hints(config) {
+                return None;
+            }
+            footers
+                .borrow_mut()
+                .entry(path.to_string())
+                .or_insert_with(|| Self::footer_read_schema(path))
+                .clone()
+        })
     }
 
     fn name(&self) -> &str {
