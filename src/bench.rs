@@ -31,54 +31,60 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-async fn time_query(config: &Config, sql: &str) -> Result<(f64, Vec<RecordBatch>)> {
+/// Runs `statements` in order in a fresh session (nothing cached between
+/// runs) and times them together, session start included; returns the last
+/// statement's result.
+async fn time_query(config: &Config, statements: &[&str]) -> Result<(f64, Vec<RecordBatch>)> {
     let start = Instant::now();
     let ctx = build_session(config).await?;
-    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut batches = vec![];
+    for sql in statements {
+        batches = ctx.sql(sql).await?.collect().await?;
+    }
     Ok((start.elapsed().as_secs_f64(), batches))
 }
 
-/// Two queries timed alternately.
+/// One query of an interleaved benchmark: its name, where it runs and its
+/// statements.
+type Timed<'a> = (&'a str, &'a Config, &'a [&'a str]);
+
+/// Queries timed alternately.
 struct Interleaved {
-    a_median: f64,
-    b_median: f64,
-    /// The median of each run's `b / a`. This machine's speed drifts from
-    /// minute to minute; a run's two queries share its moment, so their
-    /// ratio drifts less than either time does.
-    ratio_median: f64,
-    /// Read by the cluster benchmark only.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    a_last: Vec<RecordBatch>,
-    b_last: Vec<RecordBatch>,
+    /// Each query's median time, in the order given.
+    medians: Vec<f64>,
+    /// For each query after the first, the median of each run's ratio to
+    /// the first. This machine's speed drifts from minute to minute; a
+    /// run's queries share its moment, so their ratio drifts less than
+    /// either time does.
+    ratio_medians: Vec<f64>,
+    /// Each query's result in the last run.
+    last: Vec<Vec<RecordBatch>>,
 }
 
-/// Times two queries alternately `runs` times, each in a fresh session.
-async fn interleaved(
-    runs: usize,
-    (a_name, a_config, a_sql): (&str, &Config, &str),
-    (b_name, b_config, b_sql): (&str, &Config, &str),
-) -> Result<Interleaved> {
-    let (mut a_times, mut b_times, mut ratios) = (vec![], vec![], vec![]);
-    let (mut a_last, mut b_last) = (vec![], vec![]);
+/// Times `queries` one after another, `runs` times over, each run of each
+/// in a fresh session.
+async fn interleaved(runs: usize, queries: &[Timed<'_>]) -> Result<Interleaved> {
+    let mut times = vec![vec![]; queries.len()];
+    let mut ratios = vec![vec![]; queries.len()];
+    let mut last = vec![vec![]; queries.len()];
     for run in 0..runs.max(1) {
-        let (a, a_batches) = time_query(a_config, a_sql).await?;
-        let (b, b_batches) = time_query(b_config, b_sql).await?;
-        eprintln!(
-            "run {}: {a_name} {a:.3} s, {b_name} {b:.3} s, ratio {:.2}x",
-            run + 1,
-            b / a
-        );
-        a_times.push(a);
-        b_times.push(b);
-        ratios.push(b / a);
-        (a_last, b_last) = (a_batches, b_batches);
+        let mut line = format!("run {}:", run + 1);
+        for (q, (name, config, statements)) in queries.iter().enumerate() {
+            let (t, batches) = time_query(config, statements).await?;
+            line += &format!("{} {name} {t:.3} s", if q == 0 { "" } else { "," });
+            if q > 0 {
+                ratios[q].push(t / times[0][run]);
+                line += &format!(", ratio {:.2}x", t / times[0][run]);
+            }
+            times[q].push(t);
+            last[q] = batches;
+        }
+        eprintln!("{line}");
     }
     Ok(Interleaved {
-        a_median: median(&mut a_times),
-        b_median: median(&mut b_times),
-        ratio_median: median(&mut ratios),
-        a_last,
-        b_last,
+        medians: times.iter_mut().map(|t| median(t)).collect(),
+        ratio_medians: ratios.iter_mut().skip(1).map(|r| median(r)).collect(),
+        last,
     })
 }
 
@@ -197,18 +203,20 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     config.data = args.dir.to_string_lossy().into_owned();
     let t = interleaved(
         args.runs,
-        ("plain", &config, PLAIN),
-        ("windowing", &config, WINDOWING),
+        &[
+            ("plain", &config, &[PLAIN]),
+            ("windowing", &config, &[WINDOWING]),
+        ],
     )
     .await?;
-    println!("plain GROUP BY     median {:.3} s", t.a_median);
-    println!("windowing          median {:.3} s", t.b_median);
+    println!("plain GROUP BY     median {:.3} s", t.medians[0]);
+    println!("windowing          median {:.3} s", t.medians[1]);
     println!(
         "ratio windowing/plain {:.2}x (target <= 2x); median of the runs' ratios {:.2}x",
-        t.b_median / t.a_median,
-        t.ratio_median
+        t.medians[1] / t.medians[0],
+        t.ratio_medians[0]
     );
-    check_against_core(&config, &t.b_last).await
+    check_against_core(&config, &t.last[1]).await
 }
 
 /// Checks a windowing result's category counts against the rules core run
@@ -240,9 +248,28 @@ async fn local_vs_cluster(_config: &Config, _args: &BenchArgs) -> Result<()> {
     ))
 }
 
+/// The cluster's floor for the windowing: every row the windowing ships
+/// (the keys, the message id, the row's code, both timestamps and the
+/// bucket) crosses the same shuffle by bucket, and the stage after it only
+/// keeps each bucket's maxima, far less work than the rules. Partial
+/// aggregation is turned off (it would shrink the rows to one per bucket
+/// before the shuffle). No windowing plan on this cluster can take less
+/// than this plus its own evaluation.
+pub const SHUFFLE_FLOOR: &[&str] = &[
+    "SET datafusion.execution.skip_partial_aggregation_probe_ratio_threshold = 0.0",
+    "SET datafusion.execution.skip_partial_aggregation_probe_rows_threshold = 0",
+    "SELECT count(*) AS buckets, max(a), max(c), max(id), max(code), max(s), max(d) FROM (
+       SELECT wa_key_bucket(account_id, wa_customer_key(customer_id)) AS b,
+              max(account_id) AS a, max(wa_customer_key(customer_id)) AS c, max(message_id) AS id,
+              max(wa_row_code(message_id, direction, message_type, category, status, sent_at,
+                              delivered_at, entry_point)) AS code,
+              max(sent_at) AS s, max(delivered_at) AS d
+       FROM messages_raw GROUP BY 1)",
+];
+
 /// The windowing query locally and on a scheduler + 2 executors started on
-/// this machine (one task slot each, so both sides use the 2 cores),
-/// interleaved, each run in a fresh session.
+/// this machine (one task slot each, so both sides use the 2 cores), and
+/// the cluster's shuffle floor, interleaved, each run in a fresh session.
 #[cfg(feature = "cluster")]
 async fn local_vs_cluster(config: &Config, args: &BenchArgs) -> Result<()> {
     let cluster = crate::cluster::LocalCluster::start(2).await?;
@@ -253,27 +280,58 @@ async fn local_vs_cluster(config: &Config, args: &BenchArgs) -> Result<()> {
     remote.cluster = Some(cluster.url.clone());
     let t = interleaved(
         args.runs,
-        ("local", &local, WINDOWING),
-        ("cluster", &remote, WINDOWING),
+        &[
+            ("local", &local, &[WINDOWING]),
+            ("cluster", &remote, &[WINDOWING]),
+            ("cluster shuffle floor", &remote, SHUFFLE_FLOOR),
+        ],
     )
     .await?;
-    let (local_answer, cluster_answer) = (t.a_last, t.b_last);
-    println!("windowing local    median {:.3} s", t.a_median);
+    println!("windowing local    median {:.3} s", t.medians[0]);
     println!(
         "windowing cluster  median {:.3} s (scheduler + 2 executors)",
-        t.b_median
+        t.medians[1]
     );
     println!(
         "ratio cluster/local {:.2}x (target <= 1.5x); median of the runs' ratios {:.2}x",
-        t.b_median / t.a_median,
-        t.ratio_median
+        t.medians[1] / t.medians[0],
+        t.ratio_medians[0]
     );
-    if counts(&local_answer)? != counts(&cluster_answer)? {
+    println!(
+        "shuffle floor      median {:.3} s: {:.2}x local (median of the runs' ratios {:.2}x), \
+         the cluster's cost before any windowing",
+        t.medians[2],
+        t.medians[2] / t.medians[0],
+        t.ratio_medians[1]
+    );
+    let (local_answer, cluster_answer) = (&t.last[0], &t.last[1]);
+    if counts(local_answer)? != counts(cluster_answer)? {
         return Err(WaError::Input(format!(
             "cluster answer {:?} differs from local {:?}",
-            counts(&cluster_answer)?,
-            counts(&local_answer)?
+            counts(cluster_answer)?,
+            counts(local_answer)?
         )));
     }
-    check_against_core(&local, &local_answer).await
+    let (_, floor_local) = time_query(&local, SHUFFLE_FLOOR).await?;
+    if !same_rows(&floor_local, &t.last[2])? {
+        return Err(WaError::Input(
+            "the shuffle floor's answer on the cluster differs from the local one".into(),
+        ));
+    }
+    check_against_core(&local, local_answer).await
+}
+
+/// Whether two results hold the same rows, compared as CSV text.
+#[cfg(feature = "cluster")]
+fn same_rows(a: &[RecordBatch], b: &[RecordBatch]) -> Result<bool> {
+    let text = |batches: &[RecordBatch]| -> Result<Vec<u8>> {
+        let mut out = vec![];
+        let mut w = arrow::csv::Writer::new(&mut out);
+        for batch in batches {
+            w.write(batch)?;
+        }
+        drop(w);
+        Ok(out)
+    };
+    Ok(text(a)? == text(b)?)
 }

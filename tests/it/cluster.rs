@@ -544,3 +544,41 @@ fn a_killed_executor_never_gives_a_wrong_answer() {
         same_answer(&cluster, &data, &["query", sql]);
     }
 }
+
+/// `wausage bench --local-cluster` starts its own scheduler and executors,
+/// times the windowing locally and on them and the cluster's shuffle floor,
+/// checks the cluster's answers against the local ones and the rules
+/// core's, and stops its processes.
+#[test]
+fn bench_local_cluster_times_the_windowing_and_the_shuffle_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let out = Command::new(BIN)
+        .env_remove("WAUSAGE_CLUSTER")
+        .args(["bench", "--local-cluster", "--dir", dir.to_str().unwrap()])
+        .args(["--messages", "20000", "--customers", "400", "--runs", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for run in 1..=2 {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("run {run}: local ")))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            line.contains(", cluster ") && line.contains(", cluster shuffle floor "),
+            "{line}"
+        );
+    }
+    assert!(stdout.contains("ratio cluster/local "), "{stdout}");
+    assert!(stdout.contains("shuffle floor      median "), "{stdout}");
+    assert!(
+        stdout.contains("answer checked against the rules core: {"),
+        "{stdout}"
+    );
+}
