@@ -1,47 +1,101 @@
 -- name: cost-estimate
--- description: Estimated cost of the month's billable units from a rate card (--table rates=FILE with country, pricing_category, price, currency), then one total per currency
+-- description: Estimated cost of the month's billable units from a rate card (--table rates=FILE with country, pricing_category, price, currency, optionally effective_from), the free allowances as their own negative rows, then one total per currency
 -- param: month month required The month: YYYY-MM, current or previous
 -- param: allow_missing_rates bool default=false Report units without a rate (price NULL) without failing
+-- setting: service_allowance
 -- table: rates
 -- require-non-null: price where pricing_category unless allow_missing_rates
 --
--- Before 2024-11-01 each account's first 1,000 service conversations of
--- the month were free: they are billable in message_pricing and the
--- allowance is applied here, in order of opening.
+-- Each unit takes the rate card row in force on its event date (UTC): the
+-- latest effective_from on or before it; a row without effective_from
+-- applies to every date. Under pmp26 a service message takes the country's
+-- utility rate unless the card has a service row for that country.
+--
+-- Allowances (their own rows, negative billable_messages and cost, so that
+-- the total row is the bill):
+-- - pmp26 (rule P5): each business phone number's first
+--   wausage.service_allowance billable service messages of a UTC month
+--   (per phone_number_id when the log has it, else per account);
+-- - cbp before 2024-11-01: each account's first 1,000 service
+--   conversations of a month.
+-- Both in order of event time, ties by message id.
 WITH priced AS (
-  SELECT account_id, country, pricing_category, rule_set, event_at, message_id
-  FROM message_pricing
-  WHERE billable AND event_at >= $month_start AND event_at < $month_end
+  -- From the start of the UTC month the window begins in, so that the
+  -- allowance ranks count from the month's first message whatever tz says.
+  SELECT p.account_id, p.country, p.pricing_category, p.rule_set, p.event_at, p.message_id,
+         CASE
+           WHEN p.rule_set = 'pmp26' AND p.pricing_category = 'service' THEN 'pmp26'
+           WHEN p.rule_set = 'cbp' AND p.pricing_category = 'service'
+                AND p.event_at < TIMESTAMP '2024-11-01T00:00:00Z' THEN 'cbp'
+         END AS allowance
+  FROM message_pricing p
+  WHERE p.billable AND p.event_at >= date_trunc('month', $month_start) AND p.event_at < $month_end
 ),
 ranked AS (
-  SELECT *,
-         CASE WHEN rule_set = 'cbp' AND pricing_category = 'service'
-                   AND event_at < TIMESTAMP '2024-11-01T00:00:00Z'
-              THEN row_number() OVER (PARTITION BY account_id, rule_set, pricing_category
-                                      ORDER BY event_at, message_id)
-         END AS free_service_rank
-  FROM priced
+  SELECT *, CAST(NULL AS BOOLEAN) AS free FROM priced WHERE allowance IS NULL
+  UNION ALL
+  SELECT account_id, country, pricing_category, rule_set, event_at, message_id, allowance,
+         allowance_rank <= CASE allowance WHEN 'cbp' THEN 1000 ELSE service_allowance END
+  FROM (
+    SELECT p.*, w.service_allowance,
+           row_number() OVER (
+             PARTITION BY p.allowance, p.account_id,
+                          CASE WHEN p.allowance = 'pmp26' THEN n.phone_number_id END,
+                          date_trunc('month', p.event_at)
+             ORDER BY p.event_at, p.message_id) AS allowance_rank
+    FROM priced p
+    CROSS JOIN wa_settings w
+    LEFT JOIN wa_phone_numbers n ON p.allowance = 'pmp26' AND n.message_id = p.message_id
+    WHERE p.allowance IS NOT NULL
+  )
 ),
-units AS (
-  SELECT account_id, country, pricing_category,
-         count(*) FILTER (WHERE free_service_rank IS NULL OR free_service_rank > 1000) AS billable_messages
-  FROM ranked
-  GROUP BY account_id, country, pricing_category
+daily AS (
+  SELECT r.account_id, r.country, r.pricing_category,
+         CASE WHEN r.rule_set = 'pmp26' AND r.pricing_category = 'service'
+                   AND s.country IS NULL THEN 'utility'
+              ELSE r.pricing_category END AS rate_category,
+         CAST(r.event_at AS DATE) AS event_date,
+         count(*) AS messages,
+         count(*) FILTER (WHERE r.free) AS free_messages
+  FROM ranked r
+  LEFT JOIN (SELECT DISTINCT country FROM rate_card WHERE pricing_category = 'service') s
+    ON s.country = r.country
+  WHERE r.event_at >= $month_start
+  GROUP BY 1, 2, 3, 4, 5
+),
+rated AS (
+  SELECT d.*, c.price, c.currency,
+         row_number() OVER (
+           PARTITION BY d.account_id, d.country, d.pricing_category, d.event_date, c.currency
+           ORDER BY c.effective_from DESC NULLS LAST) AS latest
+  FROM daily d
+  LEFT JOIN rate_card c
+    ON c.country = d.country AND c.pricing_category = d.rate_category
+   AND (c.effective_from IS NULL OR c.effective_from <= d.event_date)
 ),
 lines AS (
-  SELECT u.account_id, u.country, u.pricing_category, u.billable_messages,
-         CAST(r.price AS DECIMAL(24, 10)) AS price,
-         r.currency,
-         CAST(u.billable_messages AS DECIMAL(20, 0)) * CAST(r.price AS DECIMAL(24, 10)) AS cost
-  FROM units u
-  LEFT JOIN rates r ON r.country = u.country AND r.pricing_category = u.pricing_category
-  WHERE u.billable_messages > 0
+  SELECT account_id, country, pricing_category, 0 AS allowance_line,
+         sum(messages) AS billable_messages, price, currency
+  FROM rated WHERE latest = 1
+  GROUP BY account_id, country, pricing_category, price, currency
+  UNION ALL
+  SELECT account_id, country, pricing_category, 1,
+         -sum(free_messages), price, currency
+  FROM rated WHERE latest = 1 AND free_messages > 0
+  GROUP BY account_id, country, pricing_category, price, currency
+),
+costed AS (
+  SELECT account_id, country, pricing_category, allowance_line,
+         CAST(billable_messages AS BIGINT) AS billable_messages, price, currency,
+         CAST(billable_messages AS DECIMAL(20, 0)) * price AS cost
+  FROM lines
+  WHERE billable_messages <> 0
 )
 SELECT account_id, country, pricing_category, billable_messages, price, currency, cost
 FROM (
-  SELECT 0 AS total_row, * FROM lines
+  SELECT 0 AS total_row, * FROM costed
   UNION ALL
-  SELECT 1, NULL, NULL, NULL, sum(billable_messages), NULL, currency, sum(cost)
-  FROM lines WHERE currency IS NOT NULL GROUP BY currency
+  SELECT 1, NULL, NULL, NULL, 0, sum(billable_messages), NULL, currency, sum(cost)
+  FROM costed WHERE currency IS NOT NULL GROUP BY currency
 )
-ORDER BY total_row, currency NULLS FIRST, account_id, country, pricing_category;
+ORDER BY total_row, currency NULLS FIRST, account_id, country, pricing_category, allowance_line, price;

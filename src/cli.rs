@@ -4,7 +4,16 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use wausage_udfs::rules::RuleChoice;
+
+/// `--rules`: one of the rule choices' names, listed in `--help` and in
+/// the error for any other value.
+fn rule_choice_parser() -> impl TypedValueParser<Value = RuleChoice> {
+    PossibleValuesParser::new(RuleChoice::ALL.map(RuleChoice::as_str))
+        .map(|name| RuleChoice::parse(&name).expect("a possible value names a rule choice"))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,9 +46,11 @@ pub struct GlobalArgs {
     /// more; the number of cores with --memory-limit]
     #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N")]
     pub partitions: Option<usize>,
-    /// Rule set that prices messages: auto (the one in force), cbp or pmp
-    #[arg(long, global = true, env = "WAUSAGE_RULES", value_name = "RULES")]
-    pub rules: Option<String>,
+    /// Rule set that prices messages: auto (the one in force at each message:
+    /// cbp, pmp from 2025-07-01, pmp26 from 2026-10-01), or one forced for the whole log
+    #[arg(long, global = true, env = "WAUSAGE_RULES", value_name = "RULES",
+          value_parser = rule_choice_parser(), ignore_case = true)]
+    pub rules: Option<RuleChoice>,
     /// Output format: table, csv, json, ndjson, parquet, html
     /// [default: table on a terminal, else csv]
     #[arg(long, global = true, value_name = "FORMAT")]

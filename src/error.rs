@@ -30,6 +30,9 @@ impl WaError {
     pub fn exit_code(&self) -> u8 {
         match self {
             WaError::Usage(_) => 2,
+            // A bad `SET` (unknown setting, a value it cannot take) is the
+            // user's wording, not the data's.
+            WaError::Query(e) if matches!(e.find_root(), DataFusionError::Configuration(_)) => 2,
             WaError::Alert(_) => 3,
             WaError::Input(_) | WaError::Query(_) | WaError::Io { .. } => 1,
         }

@@ -16,8 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Result, WaError};
 use crate::output::BatchSink;
-use crate::session::current_rules;
-use crate::views;
+use crate::session;
 
 /// Splits SQL text into statements (DataFusion's parser, so `;` inside
 /// strings and comments is handled).
@@ -61,17 +60,14 @@ async fn run_statement(
     params: Option<&ParamValues>,
     sinks: &mut SinkFactory<'_>,
 ) -> Result<u64> {
-    let rules_before = current_rules(ctx);
+    let settings_before = session::settings(ctx);
     let state = ctx.state();
     let mut plan = state.statement_to_plan(statement).await?;
     if let Some(p) = params {
         plan = plan.with_param_values(p.clone())?;
     }
     let df = ctx.execute_logical_plan(plan).await?;
-    let rules_after = current_rules(ctx);
-    if rules_after != rules_before {
-        views::register_pricing_views(ctx, rules_after).await?;
-    }
+    session::refresh_views(ctx, &settings_before).await?;
     let schema: SchemaRef = df.schema().inner().clone();
     if schema.fields().is_empty() {
         df.collect().await?;

@@ -138,7 +138,35 @@ fn schema() -> SchemaRef {
         Field::new("sent_at", ts.clone(), false),
         Field::new("delivered_at", ts, true),
         utf8("entry_point", true),
+        utf8("phone_number_id", true),
+        utf8("template_name", true),
     ]))
+}
+
+/// Business phone numbers per account: the unit of `pmp26`'s service
+/// allowance. Each account has two; a customer always talks to the same one.
+const PHONE_NUMBERS_PER_ACCOUNT: usize = 2;
+
+/// The platform's phone number ids are 15 digits.
+fn phone_number_id(account: usize, k: usize) -> String {
+    format!("1065403522{:03}{k:02}", account + 1)
+}
+
+/// Template names by category, as a business names its templates.
+const MARKETING_TEMPLATES: [&str; 3] = ["spring_sale", "new_arrivals", "cart_reminder"];
+const UTILITY_TEMPLATES: [&str; 3] = ["order_confirmation", "shipping_update", "payment_receipt"];
+const AUTHENTICATION_TEMPLATES: [&str; 1] = ["login_code"];
+
+/// A template's name, chosen from its message number (not from the random
+/// streams, so that naming templates leaves every other column as it was).
+fn template_name(kind: Kind, no: u64) -> Option<&'static str> {
+    let pick = |names: &'static [&'static str]| names[(mix(no) % names.len() as u64) as usize];
+    match kind {
+        Kind::Marketing => Some(pick(&MARKETING_TEMPLATES)),
+        Kind::Utility => Some(pick(&UTILITY_TEMPLATES)),
+        Kind::Authentication => Some(pick(&AUTHENTICATION_TEMPLATES)),
+        Kind::Inbound | Kind::FreeForm => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,6 +412,8 @@ struct Plan {
     budget: Vec<u64>,
     pop: Population,
     accounts: Vec<String>,
+    /// Each account's business phone number ids.
+    phone_numbers: Vec<Vec<String>>,
     /// Calendar months covered: (first microsecond, `YYYY-MM`).
     months: Vec<(i64, String)>,
     out: PathBuf,
@@ -449,6 +479,13 @@ impl Plan {
             budget,
             pop: Population::new(customers, o.accounts, o.seed),
             accounts: (1..=o.accounts).map(|a| format!("acct-{a}")).collect(),
+            phone_numbers: (0..o.accounts as usize)
+                .map(|a| {
+                    (0..PHONE_NUMBERS_PER_ACCOUNT)
+                        .map(|k| phone_number_id(a, k))
+                        .collect()
+                })
+                .collect(),
             months,
             out: o.out.clone(),
             by_month: o.partition_by_month,
@@ -550,6 +587,8 @@ impl Plan {
             .map(|w| StringBuilder::with_capacity(n, n * w))
             .collect();
         let mut entry = StringBuilder::with_capacity(n, n);
+        let mut phone_number = StringBuilder::with_capacity(n, n * 15);
+        let mut template = StringBuilder::with_capacity(n, n * 12);
         let mut buf = [0u8; 16];
         for r in rows {
             cols[0].append_value(write_id(id_code(r.no, self.id_key), &mut buf));
@@ -574,6 +613,9 @@ impl Plan {
                 Status::Received => "received",
             });
             entry.append_option(ENTRY_POINTS[r.entry as usize]);
+            let numbers = &self.phone_numbers[r.account as usize];
+            phone_number.append_value(&numbers[r.customer as usize % numbers.len()]);
+            template.append_option(template_name(r.kind, r.no));
         }
         let ts = |v: TimestampMicrosecondArray| Arc::new(v.with_timezone("UTC")) as ArrayRef;
         let mut arrays: Vec<ArrayRef> =
@@ -586,6 +628,8 @@ impl Plan {
             .map(|r| (r.delivered != NULL_TS).then_some(r.delivered))
             .collect()));
         arrays.push(Arc::new(entry.finish()));
+        arrays.push(Arc::new(phone_number.finish()));
+        arrays.push(Arc::new(template.finish()));
         Ok(RecordBatch::try_new(schema(), arrays)?)
     }
 }

@@ -280,9 +280,17 @@ pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
     Ok(())
 }
 
-/// A rate card has `country, pricing_category, price, currency`, a numeric
-/// price and one price per country and category; errors name the file,
-/// the column and the row (1 = the first data row).
+/// The optional column of a rate card that dates its rows.
+pub const EFFECTIVE_FROM: &str = "effective_from";
+
+/// A rate card has `country, pricing_category, price, currency` and
+/// optionally `effective_from` (a date, `YYYY-MM-DD`: the row prices
+/// messages from that UTC day on; without the column, every row applies to
+/// every date). Its price is numeric and one row prices each country,
+/// category, currency and date; errors name the file, the column and the
+/// row (1 = the first data row). Registers the view `rate_card` that
+/// saved queries read: the same rows, typed, `effective_from` NULL when the
+/// card has no dates.
 pub async fn check_rate_card(ctx: &SessionContext, path: &str) -> Result<()> {
     use arrow::array::{Array, AsArray};
     let batches = ctx.sql("SELECT * FROM rates").await?.collect().await?;
@@ -291,10 +299,11 @@ pub async fn check_rate_card(ctx: &SessionContext, path: &str) -> Result<()> {
         if schema.field_with_name(column).is_err() {
             return Err(WaError::Input(format!(
                 "{path}: the rate card has no column `{column}` \
-                 (expected country, pricing_category, price, currency)"
+                 (expected country, pricing_category, price, currency and optionally {EFFECTIVE_FROM})"
             )));
         }
     }
+    let dated = schema.field_with_name(EFFECTIVE_FROM).is_ok();
     let mut seen = std::collections::HashMap::new();
     let mut row = 0usize;
     for b in &batches {
@@ -304,29 +313,83 @@ pub async fn check_rate_card(ctx: &SessionContext, path: &str) -> Result<()> {
                 &DataType::Utf8,
             )?)
         };
-        let (country, category, price) =
-            (text("country")?, text("pricing_category")?, text("price")?);
-        let (country, category, price) = (
-            country.as_string::<i32>(),
-            category.as_string::<i32>(),
-            price.as_string::<i32>(),
-        );
+        let columns = [
+            text("country")?,
+            text("pricing_category")?,
+            text("price")?,
+            text("currency")?,
+        ];
+        let [country, category, price, currency] = columns.each_ref().map(|c| c.as_string::<i32>());
+        let effective_from = if dated {
+            Some(text(EFFECTIVE_FROM)?)
+        } else {
+            None
+        };
+        let effective_from = effective_from.as_ref().map(|c| c.as_string::<i32>());
+        let value = |c: &arrow::array::StringArray, i: usize| {
+            if c.is_null(i) {
+                String::new()
+            } else {
+                c.value(i).to_string()
+            }
+        };
         for i in 0..b.num_rows() {
             row += 1;
-            let value = if price.is_null(i) { "" } else { price.value(i) };
-            if value.trim().parse::<f64>().is_err() {
+            let amount = value(price, i);
+            if amount.trim().parse::<f64>().is_err() {
                 return Err(WaError::Input(format!(
-                    "{path}: column `price`, row {row}: {value:?} is not a number"
+                    "{path}: column `price`, row {row}: {amount:?} is not a number"
                 )));
             }
-            let key = (country.value(i).to_string(), category.value(i).to_string());
+            let date = match effective_from {
+                Some(dates) if !dates.is_null(i) => {
+                    let d = dates.value(i).trim();
+                    // A Parquet card's timestamps cast as `YYYY-MM-DDT...`;
+                    // only a whole date is a date.
+                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                        WaError::Input(format!(
+                            "{path}: column `{EFFECTIVE_FROM}`, row {row}: {d:?} is not a date (YYYY-MM-DD)"
+                        ))
+                    })?;
+                    d.to_string()
+                }
+                _ => String::new(),
+            };
+            let key = (
+                value(country, i),
+                value(category, i),
+                value(currency, i),
+                date,
+            );
             if let Some(first) = seen.insert(key.clone(), row) {
+                let from = if key.3.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {}", key.3)
+                };
                 return Err(WaError::Input(format!(
-                    "{path}: rows {first} and {row} both price country {} and pricing_category {}",
-                    key.0, key.1
+                    "{path}: rows {first} and {row} both price country {}, pricing_category {} in {}{from}",
+                    key.0, key.1, key.2
                 )));
             }
         }
     }
+    let effective_from = if dated {
+        format!("CAST(CAST({EFFECTIVE_FROM} AS VARCHAR) AS DATE)")
+    } else {
+        "CAST(NULL AS DATE)".to_string()
+    };
+    ctx.sql(&format!(
+        "CREATE OR REPLACE VIEW rate_card AS
+         SELECT CAST(country AS VARCHAR) AS country,
+                CAST(pricing_category AS VARCHAR) AS pricing_category,
+                CAST(CAST(price AS VARCHAR) AS DECIMAL(24, 10)) AS price,
+                CAST(currency AS VARCHAR) AS currency,
+                {effective_from} AS effective_from
+         FROM rates"
+    ))
+    .await?
+    .collect()
+    .await?;
     Ok(())
 }

@@ -111,6 +111,10 @@ pub struct SavedQuery {
     /// Only rows where the `where` column is not NULL are checked.
     pub require_non_null: Option<(String, Option<String>)>,
     pub require_where: Option<String>,
+    /// `-- setting: service_allowance`: a `wausage.*` setting the query
+    /// reads, which `--param service_allowance=N` sets for the run (else
+    /// the session's value).
+    pub settings: Vec<String>,
 }
 
 impl SavedQuery {
@@ -125,6 +129,7 @@ impl SavedQuery {
             tables: vec![],
             require_non_null: None,
             require_where: None,
+            settings: vec![],
         };
         for line in text.lines() {
             let Some(comment) = line.trim().strip_prefix("--") else {
@@ -135,6 +140,8 @@ impl SavedQuery {
                 q.name = v.trim().to_string();
             } else if let Some(v) = comment.strip_prefix("description:") {
                 q.description = v.trim().to_string();
+            } else if let Some(v) = comment.strip_prefix("setting:") {
+                q.settings.push(v.trim().to_string());
             } else if let Some(v) = comment.strip_prefix("table:") {
                 q.tables.push(v.trim().to_string());
             } else if let Some(v) = comment.strip_prefix("require-non-null:") {
@@ -173,7 +180,22 @@ impl SavedQuery {
                 p.help
             ));
         }
+        for name in &self.settings {
+            s.push_str(&format!(
+                "  --param {name}=<value>  (default: the setting wausage.{name}) sets wausage.{name} for this run\n"
+            ));
+        }
         s
+    }
+
+    /// The `--param` values given for the settings the query reads, as
+    /// (setting name, value).
+    pub fn given_settings<'a>(&self, given: &'a [String]) -> Vec<(&'a str, &'a str)> {
+        given
+            .iter()
+            .filter_map(|g| g.split_once('='))
+            .filter(|(k, _)| self.settings.iter().any(|s| s == k))
+            .collect()
     }
 }
 
@@ -327,6 +349,9 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
             tz = Some(zone);
             continue;
         }
+        if query.settings.iter().any(|s| s == k) {
+            continue; // applied to the session by `run`
+        }
         if !query.params.iter().any(|p| p.name == k) {
             return Err(usage(format!("{} has no parameter {k:?}", query.name)));
         }
@@ -421,7 +446,14 @@ pub async fn run(
     let query = find(config, name)?;
     let today = Utc::now().date_naive();
     let values = bind(&query, params, today)?;
+    for (setting, value) in query.given_settings(params) {
+        session::check_setting(setting, value)
+            .map_err(|e| WaError::Usage(format!("--param {setting}={value:?}: {e}")))?;
+    }
     let ctx = session::build_session(config).await?;
+    for (setting, value) in query.given_settings(params) {
+        session::apply_setting(&ctx, setting, value).await?;
+    }
     for table in &query.tables {
         if !ctx.table_exist(table.as_str())? {
             return Err(WaError::Usage(format!(

@@ -18,9 +18,33 @@ use crate::error::{Result, WaError};
 use crate::{logs, views};
 
 /// The `wausage.*` settings namespace: `SET wausage.rules = 'pmp'`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WaOptions {
     pub rules: RuleChoice,
+    /// `pmp26`'s free service messages per business phone number and month
+    /// (rule P5): a setting, as the platform may change it.
+    pub service_allowance: u64,
+}
+
+/// The platform's monthly service allowance as announced for October 2026.
+pub const DEFAULT_SERVICE_ALLOWANCE: u64 = 1000;
+
+impl Default for WaOptions {
+    fn default() -> Self {
+        Self {
+            rules: RuleChoice::default(),
+            service_allowance: DEFAULT_SERVICE_ALLOWANCE,
+        }
+    }
+}
+
+/// Reads a service allowance: a whole number of messages, zero or more.
+pub fn parse_service_allowance(value: &str) -> std::result::Result<u64, String> {
+    value.trim().replace('_', "").parse().map_err(|_| {
+        format!(
+            "wausage.service_allowance must be a whole number of messages, 0 or more; got {value:?}"
+        )
+    })
 }
 
 impl ConfigExtension for WaOptions {
@@ -41,40 +65,92 @@ impl ExtensionOptions for WaOptions {
     }
 
     fn set(&mut self, key: &str, value: &str) -> datafusion::common::Result<()> {
+        use datafusion::common::DataFusionError::Configuration;
         match key {
             "rules" => {
                 self.rules = RuleChoice::parse(value).ok_or_else(|| {
-                    datafusion::common::DataFusionError::Configuration(format!(
+                    Configuration(format!(
                         "unknown rule set {value:?}; expected one of {}",
                         RuleChoice::NAMES
                     ))
                 })?;
                 Ok(())
             }
-            _ => Err(datafusion::common::DataFusionError::Configuration(format!(
-                "unknown setting wausage.{key}; known: wausage.rules"
+            "service_allowance" => {
+                self.service_allowance = parse_service_allowance(value).map_err(Configuration)?;
+                Ok(())
+            }
+            _ => Err(Configuration(format!(
+                "unknown setting wausage.{key}; known: wausage.rules, wausage.service_allowance"
             ))),
         }
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: "wausage.rules".into(),
-            value: Some(self.rules.as_str().into()),
-            description: "rule set that prices messages: auto, cbp or pmp",
-        }]
+        vec![
+            ConfigEntry {
+                key: "wausage.rules".into(),
+                value: Some(self.rules.as_str().into()),
+                description: "rule set that prices messages: auto, cbp, pmp or pmp26",
+            },
+            ConfigEntry {
+                key: "wausage.service_allowance".into(),
+                value: Some(self.service_allowance.to_string()),
+                description: "free service messages per business phone number and month (pmp26)",
+            },
+        ]
     }
 }
 
-/// The rule set the session's settings hold now.
-pub fn current_rules(ctx: &SessionContext) -> RuleChoice {
+/// The session's `wausage.*` settings now.
+pub fn settings(ctx: &SessionContext) -> WaOptions {
     ctx.state()
         .config()
         .options()
         .extensions
         .get::<WaOptions>()
-        .map(|o| o.rules)
+        .cloned()
         .unwrap_or_default()
+}
+
+/// The rule set the session's settings hold now.
+pub fn current_rules(ctx: &SessionContext) -> RuleChoice {
+    settings(ctx).rules
+}
+
+/// Checks `value` for the setting `wausage.{key}` without a session: the
+/// error says what the setting takes.
+pub fn check_setting(key: &str, value: &str) -> std::result::Result<(), String> {
+    let mut options = WaOptions::default();
+    options.set(key, value).map_err(|e| match e {
+        datafusion::common::DataFusionError::Configuration(m) => m,
+        other => other.to_string(),
+    })
+}
+
+/// Sets `wausage.{key}` on the session, as `SET` would, and re-registers
+/// the views that read it.
+pub async fn apply_setting(ctx: &SessionContext, key: &str, value: &str) -> Result<()> {
+    let before = settings(ctx);
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set(&format!("{}.{key}", WaOptions::PREFIX), value)?;
+    refresh_views(ctx, &before).await
+}
+
+/// Re-registers the views that read a setting that differs from `before`
+/// (after a `SET`).
+pub async fn refresh_views(ctx: &SessionContext, before: &WaOptions) -> Result<()> {
+    let after = settings(ctx);
+    if after.rules != before.rules {
+        views::register_pricing_views(ctx, after.rules).await?;
+    }
+    if after.service_allowance != before.service_allowance {
+        views::register_settings_view(ctx, after.service_allowance).await?;
+    }
+    Ok(())
 }
 
 /// Builds the session for `config`, with the log registered and its views.
@@ -84,6 +160,7 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         .with_target_partitions(config.partitions.max(1))
         .with_option_extension(WaOptions {
             rules: config.rules,
+            ..WaOptions::default()
         });
     // Skip the partial phase of aggregations whose groups barely shrink the
     // input (10% distinct keys in the first 100k rows, not DataFusion's 80%):
@@ -135,7 +212,7 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
     if !ctx.table_exist("contracts")? {
         register_empty_contracts(&ctx).await?;
     }
-    views::register_views(&ctx, config.rules).await?;
+    views::register_views(&ctx, config.rules, DEFAULT_SERVICE_ALLOWANCE).await?;
     Ok(ctx)
 }
 

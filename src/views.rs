@@ -65,8 +65,19 @@ async fn create_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> 
 }
 
 /// Registers (or replaces) every view over `messages_raw`.
-pub async fn register_views(ctx: &SessionContext, rules: RuleChoice) -> Result<()> {
+pub async fn register_views(
+    ctx: &SessionContext,
+    rules: RuleChoice,
+    service_allowance: u64,
+) -> Result<()> {
     let schema = ctx.table_provider("messages_raw").await?.schema();
+    let phone_numbers = if schema.field_with_name(PHONE_NUMBER_ID).is_ok() {
+        PHONE_NUMBERS
+    } else {
+        NO_PHONE_NUMBERS
+    };
+    create_view(ctx, "wa_phone_numbers", phone_numbers).await?;
+    register_settings_view(ctx, service_allowance).await?;
     let extra: Vec<String> = schema
         .fields()
         .iter()
@@ -78,9 +89,37 @@ pub async fn register_views(ctx: &SessionContext, rules: RuleChoice) -> Result<(
     register_pricing_views(ctx, rules).await
 }
 
+/// The optional column that names the business phone number of a message.
+pub const PHONE_NUMBER_ID: &str = "phone_number_id";
+
+/// `wa_phone_numbers`: the business phone number of each outbound
+/// free-form message, the unit of `pmp26`'s service allowance. Internal,
+/// read by `cost-estimate`; only free-form messages, so that the join stays
+/// small. A log without the column gives no rows, and the allowance falls
+/// back to the account.
+const PHONE_NUMBERS: &str = "SELECT message_id, max(phone_number_id) AS phone_number_id
+FROM messages_raw
+WHERE direction = 'outbound' AND message_type = 'free_form' AND phone_number_id IS NOT NULL
+GROUP BY message_id";
+const NO_PHONE_NUMBERS: &str = "SELECT CAST(NULL AS VARCHAR) AS message_id,
+       CAST(NULL AS VARCHAR) AS phone_number_id
+WHERE false";
+
+/// `wa_settings`: the `wausage.*` settings that saved queries read, as one
+/// row of literals (a view over VALUES travels in a cluster's plans, a
+/// session option would not). Re-registered when a setting changes.
+pub async fn register_settings_view(ctx: &SessionContext, service_allowance: u64) -> Result<()> {
+    create_view(
+        ctx,
+        "wa_settings",
+        &format!("SELECT CAST({service_allowance} AS BIGINT) AS service_allowance"),
+    )
+    .await
+}
+
 /// The views that depend on the rule set; re-run when it changes.
 pub async fn register_pricing_views(ctx: &SessionContext, rules: RuleChoice) -> Result<()> {
-    // The rule set is one of three fixed words, never user text.
+    // The rule set is one of the fixed rule choice names, never user text.
     create_view(ctx, "wa_pairs", &PAIRS.replace("{rules}", rules.as_str())).await?;
     create_view(ctx, "message_conversations", MESSAGE_CONVERSATIONS).await?;
     create_view(ctx, "message_pricing", MESSAGE_PRICING).await

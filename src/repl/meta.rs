@@ -1,5 +1,5 @@
 //! Backslash meta-commands of the shell: `\d`, `\d NAME`, `\h [FUNCTION]`,
-//! `\timing on|off`, `\format F`, `\o [FILE]`, `\i FILE`, `\rules R`, `\q`.
+//! `\timing on|off`, `\format F`, `\o [FILE]`, `\i FILE`, `\rules [R]`, `\q`.
 
 use std::sync::Arc;
 
@@ -21,7 +21,8 @@ Meta-commands:
   \\format F        table, csv, json, ndjson, html (parquet needs \\o FILE)
   \\o FILE / \\o     send results to FILE (written atomically) / back to the screen
   \\i FILE          run the statements in a .sql file
-  \\rules R         price messages by auto, cbp or pmp (also SET wausage.rules = 'pmp')
+  \\rules [R]       which rule set prices messages; with R, price by auto, cbp, pmp
+                   or pmp26 (also SET wausage.rules = 'pmp26')
   \\q               quit
 SQL statements end with ';' and may span lines. Ctrl-C cancels a running query.";
 
@@ -55,6 +56,10 @@ pub async fn run(repl: &mut Repl, input: &str) -> Result<()> {
         ("\\i", Some(file)) => {
             let sql = std::fs::read_to_string(file).map_err(|e| WaError::io(file, e))?;
             repl.run_sql(&sql).await?;
+        }
+        ("\\rules", None) => {
+            let rules = crate::session::current_rules(&repl.ctx);
+            println!("{}", rules.describe());
         }
         ("\\rules", Some(r)) => {
             let rules = parse_rules(r)?;

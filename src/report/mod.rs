@@ -16,6 +16,8 @@ use arrow::datatypes::DataType;
 use chrono::Utc;
 use datafusion::prelude::SessionContext;
 
+use wausage_udfs::rules::RuleChoice;
+
 use crate::config::Config;
 use crate::error::{Result, WaError};
 use crate::output::html_escape as esc;
@@ -408,13 +410,26 @@ pub async fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             "Rows without a price have no rate in the rate card.",
         ));
     }
+    // The switches fall on month starts, so one rule set prices a whole month.
+    let month_start_micros = month
+        .start
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros();
+    let rule_set = config.rules.rule_set_at(month_start_micros);
+    let priced_by = match config.rules {
+        RuleChoice::Auto => format!("priced by {rule_set}, the rules in force"),
+        forced => format!("priced by {forced} (forced with --rules)"),
+    };
     let page = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>WhatsApp usage {month_text}</title><style>{CSS}</style></head><body>\
-         <header><h1>WhatsApp usage — {month_text}</h1><p>{}{} · made by wausage {} on {}</p></header>{body}</body></html>",
+         <header><h1>WhatsApp usage — {month_text}</h1><p>{}{} · <span class=\"rules\">{}</span> · made by wausage {} on {}</p></header>{body}</body></html>",
         esc(&config.data),
         args.account.as_deref().map(|a| format!(" · account {}", esc(a))).unwrap_or_default(),
+        esc(&priced_by),
         env!("CARGO_PKG_VERSION"),
         today
     );

@@ -1,6 +1,7 @@
 -- One row per delivered outbound message, priced by the rule set chosen
 -- (--rules / SET wausage.rules): auto (cbp before 2025-07-01, pmp from
--- then on), cbp or pmp. The charged units are the rows with billable true.
+-- then on, pmp26 from 2026-10-01), cbp, pmp or pmp26. The charged units
+-- are the rows with billable true.
 SELECT m['message_id'] AS message_id,
        account_id, customer_id, country,
        m['event_at'] AS event_at,

@@ -20,6 +20,10 @@ pub const FEB_2024_MS: i64 = 1_706_745_600_000;
 pub const AUG_2025_MS: i64 = 1_754_006_400_000;
 /// 2025-07-01T00:00Z: the switch.
 pub const JUL_2025_MS: i64 = 1_751_328_000_000;
+/// 2026-10-01T00:00Z: the second switch (pmp26).
+pub const OCT_2026_MS: i64 = 1_790_812_800_000;
+/// 2026-11-02T00:00Z: the origin of the pmp26 vectors.
+pub const NOV_2026_MS: i64 = 1_793_577_600_000;
 
 /// One log row.
 #[derive(Clone, Debug)]
@@ -34,6 +38,8 @@ pub struct LogRow {
     pub sent_at: i64,
     pub delivered_at: Option<i64>,
     pub entry_point: Option<&'static str>,
+    /// The optional column: written when any row of a file has it.
+    pub phone_number_id: Option<String>,
 }
 
 /// Parses the spec's notation (`in@0, in*@1, T:m@2, T:u@3 x, F@4`) into rows
@@ -66,6 +72,7 @@ pub fn parse_events(spec: &str, origin_ms: i64, account: &str, customer: &str) -
             sent_at: t,
             delivered_at: (!undelivered).then_some(t),
             entry_point: None,
+            phone_number_id: None,
         };
         match what {
             "in" | "in*" => {
@@ -92,7 +99,7 @@ pub fn batch(rows: &[LogRow]) -> RecordBatch {
     };
     // Milliseconds without a zone: the contract accepts any unit.
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let schema = Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new("message_id", DataType::Utf8, false),
         Field::new("account_id", DataType::Utf8, false),
         Field::new("customer_id", DataType::Utf8, false),
@@ -103,27 +110,28 @@ pub fn batch(rows: &[LogRow]) -> RecordBatch {
         Field::new("sent_at", ts.clone(), false),
         Field::new("delivered_at", ts, true),
         Field::new("entry_point", DataType::Utf8, true),
-    ]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            s(&|r| Some(r.message_id.clone())),
-            s(&|r| Some(r.account_id.clone())),
-            s(&|r| Some(r.customer_id.clone())),
-            s(&|r| Some(r.direction.into())),
-            s(&|r| Some(r.message_type.into())),
-            s(&|r| r.category.map(Into::into)),
-            s(&|r| Some(r.status.into())),
-            Arc::new(TimestampMillisecondArray::from(
-                rows.iter().map(|r| r.sent_at).collect::<Vec<_>>(),
-            )),
-            Arc::new(TimestampMillisecondArray::from(
-                rows.iter().map(|r| r.delivered_at).collect::<Vec<_>>(),
-            )),
-            s(&|r| r.entry_point.map(Into::into)),
-        ],
-    )
-    .unwrap()
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        s(&|r| Some(r.message_id.clone())),
+        s(&|r| Some(r.account_id.clone())),
+        s(&|r| Some(r.customer_id.clone())),
+        s(&|r| Some(r.direction.into())),
+        s(&|r| Some(r.message_type.into())),
+        s(&|r| r.category.map(Into::into)),
+        s(&|r| Some(r.status.into())),
+        Arc::new(TimestampMillisecondArray::from(
+            rows.iter().map(|r| r.sent_at).collect::<Vec<_>>(),
+        )),
+        Arc::new(TimestampMillisecondArray::from(
+            rows.iter().map(|r| r.delivered_at).collect::<Vec<_>>(),
+        )),
+        s(&|r| r.entry_point.map(Into::into)),
+    ];
+    if rows.iter().any(|r| r.phone_number_id.is_some()) {
+        fields.push(Field::new("phone_number_id", DataType::Utf8, true));
+        columns.push(s(&|r| r.phone_number_id.clone()));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
 }
 
 /// Writes rows to one Parquet file, in row groups of `row_group` rows.
@@ -208,6 +216,14 @@ pub async fn rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
 /// Runs the rules core directly on one pair's rows (test oracle, no SQL):
 /// one outcome per distinct message; `outcome.row` indexes `pair`.
 pub fn core_outcomes(pair: &[&LogRow]) -> Vec<wausage_udfs::rules::MessageOutcome> {
+    core_outcomes_by(pair, RuleChoice::Auto)
+}
+
+/// [`core_outcomes`] under a chosen rule set.
+pub fn core_outcomes_by(
+    pair: &[&LogRow],
+    choice: RuleChoice,
+) -> Vec<wausage_udfs::rules::MessageOutcome> {
     use wausage_udfs::rules::{id_hash, Kind, Row, Status, Windowing};
     let core_rows: Vec<Row> = pair
         .iter()
@@ -220,7 +236,7 @@ pub fn core_outcomes(pair: &[&LogRow]) -> Vec<wausage_udfs::rules::MessageOutcom
         })
         .collect();
     let mut outcomes = vec![];
-    Windowing::new(RuleChoice::Auto)
+    Windowing::new(choice)
         .run_pair(
             &core_rows,
             |i| pair[i as usize].message_id.as_bytes(),

@@ -1,6 +1,9 @@
 //! Property tests: on random logs, the UDAF (through the views), the UDWF
 //! and the rules core run directly agree, and neither the number of files,
-//! row groups nor `target_partitions` changes the answer.
+//! row groups nor `target_partitions` changes the answer. Events fall in
+//! three eras, around February 2024 (`cbp`) and around both switches of
+//! `auto` (2025-07-01 and 2026-10-01), so a pair's history spans all three
+//! rule sets.
 
 use std::collections::BTreeSet;
 
@@ -11,10 +14,19 @@ use crate::common::*;
 
 const EVENTS: [&str; 6] = ["in", "in*", "T:m", "T:u", "T:a", "F"];
 
-/// One random event: kind, half-hour slot, delivered?, logged twice?
-fn event() -> impl Strategy<Value = (usize, i64, bool, bool)> {
+/// Where an era's 200 hours start: February 2024, and 100 hours before
+/// each switch.
+const ERAS: [i64; 3] = [
+    FEB_2024_MS,
+    JUL_2025_MS - 100 * HOUR_MS,
+    OCT_2026_MS - 100 * HOUR_MS,
+];
+
+/// One random event: kind, era, half-hour slot, delivered?, logged twice?
+fn event() -> impl Strategy<Value = (usize, usize, i64, bool, bool)> {
     (
         0..EVENTS.len(),
+        0..ERAS.len(),
         0i64..400,
         prop::bool::weighted(0.9),
         prop::bool::weighted(0.1),
@@ -28,7 +40,7 @@ fn log() -> impl Strategy<Value = Vec<LogRow>> {
             let mut n = 0;
             for (pair, events) in pairs {
                 let account = if pair % 2 == 0 { "A" } else { "B" };
-                for (kind, slot, delivered, twice) in events {
+                for (kind, era, slot, delivered, twice) in events {
                     n += 1;
                     // Half of the rows write the number without '+': one customer.
                     let customer = if n % 2 == 0 {
@@ -43,7 +55,7 @@ fn log() -> impl Strategy<Value = Vec<LogRow>> {
                         slot as f64 / 2.0,
                         if delivered { "" } else { " x" }
                     );
-                    let mut r = parse_events(&spec, FEB_2024_MS, account, &customer).remove(0);
+                    let mut r = parse_events(&spec, ERAS[era], account, &customer).remove(0);
                     r.message_id = format!("id{n:04}");
                     if twice {
                         let mut first = r.clone();
@@ -99,6 +111,53 @@ fn core(rows: &[LogRow]) -> Conversations {
     out
 }
 
+/// Every priced message: (id, rule set, pricing category, billable, outside window).
+type Priced = BTreeSet<(String, String, String, String, String)>;
+
+fn core_pricing(rows: &[LogRow], choice: RuleChoice) -> Priced {
+    let mut keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.clone(),
+                customer_key(&r.customer_id).to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = BTreeSet::new();
+    for (account, customer) in keys {
+        let pair: Vec<&LogRow> = rows
+            .iter()
+            .filter(|r| r.account_id == account && customer_key(&r.customer_id) == customer)
+            .collect();
+        for m in core_outcomes_by(&pair, choice) {
+            if let Some(p) = m.pricing {
+                out.insert((
+                    pair[m.row as usize].message_id.clone(),
+                    p.rule_set.as_str().to_string(),
+                    p.category.map_or("NULL", |c| c.as_str()).to_string(),
+                    p.billable.to_string(),
+                    p.outside_window.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+async fn sql_pricing(ctx: &datafusion::prelude::SessionContext) -> Priced {
+    rows(
+        ctx,
+        "SELECT message_id, rule_set, pricing_category, billable, outside_window FROM message_pricing",
+    )
+    .await
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone()))
+    .collect()
+}
+
 fn sql_conversations(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
@@ -150,6 +209,22 @@ proptest! {
         write_split(split.path(), &rows, files, row_group);
         let (convs, _) = sql_conversations(&rt, split.path(), partitions);
         prop_assert_eq!(&convs, &expected);
+        let priced = rt.block_on(async { sql_pricing(&session(split.path(), partitions).await).await });
+        prop_assert_eq!(priced, core_pricing(&rows, RuleChoice::Auto));
+    }
+
+    #[test]
+    fn forced_rule_sets_price_as_the_core_under_any_split(rows in log(), files in 1usize..4, partitions in 1usize..4) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_split(dir.path(), &rows, files, 2);
+        for choice in [RuleChoice::Pmp, RuleChoice::Pmp26] {
+            let priced = rt.block_on(async {
+                let ctx = wausage::session::build_session(&config(dir.path(), partitions, choice)).await.unwrap();
+                sql_pricing(&ctx).await
+            });
+            prop_assert_eq!(priced, core_pricing(&rows, choice));
+        }
     }
 
     #[test]

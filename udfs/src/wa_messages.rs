@@ -1,7 +1,7 @@
 //! `wa_messages(..., rules)`: every distinct message of a group, its rows
 //! merged, with what the rules made of it: the conversation it opened and,
 //! for delivered outbound messages, its pricing under the rule set chosen
-//! (`'auto'`, `'cbp'` or `'pmp'`). The `message_conversations` and
+//! (`'auto'`, `'cbp'`, `'pmp'` or `'pmp26'`). The `message_conversations` and
 //! `message_pricing` views unnest it.
 
 use std::sync::{Arc, LazyLock};
@@ -77,7 +77,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          the rule set given: rule_set, pricing_category, billable, outside_window.",
         "wa_messages(message_id, direction, message_type, category, status, sent_at, delivered_at, entry_point, rules)",
     )
-    .with_argument("rules", "'auto' (the rule set in force at each message), 'cbp' or 'pmp'")
+    .with_argument("rules", "'auto' (the rule set in force at each message), 'cbp', 'pmp' or 'pmp26'")
     .with_sql_example(
         "```sql\nSELECT unnest(m) FROM (SELECT unnest(wa_messages(message_id, direction, \
          message_type, category, status, sent_at, delivered_at, entry_point, 'auto')) AS m\n\

@@ -146,8 +146,10 @@ pub fn cbp_pricing(step: CbpStep, t: i64) -> Pricing {
     }
 }
 
-/// Rule set `pmp` for one pair: the CSW, a pending free entry point and an
-/// open free entry point window.
+/// Rule sets `pmp` and `pmp26` for one pair: the CSW, a pending free entry
+/// point and an open free entry point window. The two differ only in what
+/// a message outside a free entry point window costs (P2 against P2'), so
+/// one state serves both and carries over the switch between them as is.
 #[derive(Clone, Debug)]
 pub struct PmpState {
     csw_until: i64,
@@ -166,8 +168,11 @@ impl Default for PmpState {
 }
 
 impl PmpState {
-    /// One message at its event time; `Some` pricing for outbound messages.
-    pub fn step(&mut self, kind: Kind, t: i64) -> Option<Pricing> {
+    /// One message at its event time, priced by `rule_set` (`Pmp` or
+    /// `Pmp26`); `Some` pricing for outbound messages.
+    pub fn step(&mut self, kind: Kind, t: i64, rule_set: RuleSet) -> Option<Pricing> {
+        debug_assert!(rule_set != RuleSet::Cbp, "cbp prices by conversations");
+        let revised = rule_set == RuleSet::Pmp26;
         let category = match kind {
             // P1.
             Kind::Inbound { entry_point } => {
@@ -183,7 +188,7 @@ impl PmpState {
         let inside_csw = t < self.csw_until;
         // P3: judged by the CSW alone, whatever the pricing category.
         let outside_window = kind == Kind::FreeForm && !inside_csw;
-        // P2, first match wins.
+        // P2 (P2' under pmp26), first match wins.
         let (pricing_category, billable) = if t < self.free_entry_until {
             (PricingCategory::ReferralConversion, false)
         } else if t < self.entry_point_until {
@@ -191,13 +196,16 @@ impl PmpState {
             self.free_entry_until = t + FREE_ENTRY_LENGTH;
             (PricingCategory::ReferralConversion, false)
         } else if let Kind::Template(_) = kind {
-            let free = category == TemplateCategory::Utility && inside_csw;
+            // P2.3: a utility template inside the CSW is free; P2'.3: no longer.
+            let free = !revised && category == TemplateCategory::Utility && inside_csw;
             (PricingCategory::of_template(category), !free)
         } else {
-            (PricingCategory::Service, false)
+            // P2.4: service is free; P2'.4 and P2'.5: billable inside the CSW
+            // only, as nothing the platform refuses is charged.
+            (PricingCategory::Service, revised && inside_csw)
         };
         Some(Pricing {
-            rule_set: RuleSet::Pmp,
+            rule_set,
             category: Some(pricing_category),
             billable,
             outside_window,

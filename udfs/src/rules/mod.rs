@@ -6,8 +6,9 @@
 //! (account, customer) pair, merges the rows of each message, orders the
 //! messages by event time and runs one pass that yields, per message, the
 //! 24-hour conversation it opened (rule set `cbp`, always computed: it is the
-//! usage metric) and its pricing under the chosen rule set (`cbp`, `pmp` or
-//! `auto`, which switches at 2025-07-01T00:00Z).
+//! usage metric) and its pricing under the chosen rule set (`cbp`, `pmp`,
+//! `pmp26` or `auto`, which switches at 2025-07-01T00:00Z and at
+//! 2026-10-01T00:00Z).
 
 mod machine;
 mod pair;
@@ -31,5 +32,8 @@ pub const DAY: i64 = 24 * MICROS_PER_HOUR;
 pub const FREE_ENTRY_LENGTH: i64 = 72 * MICROS_PER_HOUR;
 /// 2025-07-01T00:00Z: per-message pricing (`pmp`) replaces conversations.
 pub const PMP_START: i64 = 1_751_328_000 * 1_000_000;
+/// 2026-10-01T00:00Z: revised per-message pricing (`pmp26`): service
+/// messages and utility templates inside the CSW are charged.
+pub const PMP26_START: i64 = 1_790_812_800 * 1_000_000;
 /// 2024-11-01T00:00Z: service conversations opened from then on are free.
 pub const FREE_SERVICE_START: i64 = 1_730_419_200 * 1_000_000;

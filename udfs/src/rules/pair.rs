@@ -9,8 +9,7 @@
 //! from pair to pair.
 
 use super::machine::{cbp_pricing, CbpState, PmpState};
-use super::types::{ConversationCategory, Kind, Pricing, RuleChoice, Status};
-use super::PMP_START;
+use super::types::{ConversationCategory, Kind, Pricing, RuleChoice, RuleSet, Status};
 
 /// One log row, classified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,10 +333,10 @@ impl Windowing {
 
     fn run(&mut self, out: &mut Vec<MessageOutcome>) {
         let mut conversations = CbpState::default();
-        let mut pmp: Option<PmpState> = match self.choice {
-            RuleChoice::Pmp => Some(PmpState::default()),
-            _ => None,
-        };
+        // Per-message pricing's state, from the first message priced by
+        // `pmp` or `pmp26`: under `auto` it starts from the `cbp` state at
+        // the first switch and carries over the second as it is.
+        let mut per_message: Option<PmpState> = None;
         // Position in `out` of each merged message, to remap rows at the end.
         let position = &mut self.position;
         position.clear();
@@ -345,16 +344,20 @@ impl Windowing {
         for &e in &self.events {
             let mut m = self.merged[e as usize];
             let t = m.event_at.expect("events have an event time");
-            if self.choice == RuleChoice::Auto && pmp.is_none() && t >= PMP_START {
-                pmp = Some(conversations.to_pmp());
+            let rule_set = self.choice.rule_set_at(t);
+            if rule_set != RuleSet::Cbp && per_message.is_none() {
+                per_message = Some(match self.choice {
+                    RuleChoice::Auto => conversations.to_pmp(),
+                    _ => PmpState::default(),
+                });
             }
             let step = conversations.step(m.kind, t);
             m.conversation = step.opened;
             m.conversation_outside_window = step.outside_window;
-            m.pricing = match &mut pmp {
-                Some(state) => state.step(m.kind, t),
-                None if m.kind.is_outbound() => Some(cbp_pricing(step, t)),
-                None => None,
+            m.pricing = match (&mut per_message, rule_set) {
+                (Some(state), RuleSet::Pmp | RuleSet::Pmp26) => state.step(m.kind, t, rule_set),
+                _ if m.kind.is_outbound() => Some(cbp_pricing(step, t)),
+                _ => None,
             };
             position[e as usize] = out.len() as u32;
             out.push(m);

@@ -7,6 +7,8 @@ const H: f64 = MICROS_PER_HOUR as f64;
 const FEB_2024: i64 = 1_706_745_600 * 1_000_000;
 /// 2025-08-01T00:00Z, the origin of the `pmp` vectors.
 const AUG_2025: i64 = 1_754_006_400 * 1_000_000;
+/// 2026-11-02T00:00Z, the origin of the `pmp26` vectors.
+const NOV_2026: i64 = 1_793_577_600 * 1_000_000;
 
 fn at(origin: i64, hours: f64) -> i64 {
     origin + (hours * H).round() as i64
@@ -679,6 +681,157 @@ fn b4_service_across_switch() {
             (5.0, "pmp", Some("service"), false)
         ]
     );
+}
+
+// ---- Rule set `pmp26` (hours after 2026-11-02) ----
+
+fn pmp26(log: &Log) -> (Vec<(&'static str, usize)>, usize, usize) {
+    let auto = priced(log, RuleChoice::Auto);
+    assert_eq!(
+        auto,
+        priced(log, RuleChoice::Pmp26),
+        "auto prices November 2026 by pmp26"
+    );
+    assert!(log
+        .run(RuleChoice::Auto)
+        .iter()
+        .filter_map(|m| m.pricing)
+        .all(|p| p.rule_set == RuleSet::Pmp26));
+    auto
+}
+
+#[test]
+fn q1_service_billable() {
+    assert_eq!(
+        pmp26(Log::new(NOV_2026).inb(0.0).f(1.0)),
+        (vec![("service", 1)], 1, 0)
+    );
+}
+#[test]
+fn q2_utility_inside_csw_billable() {
+    assert_eq!(
+        pmp26(Log::new(NOV_2026).inb(0.0).t(U, 1.0)),
+        (vec![("utility", 1)], 1, 0)
+    );
+}
+#[test]
+fn q3_service_outside_window_not_billable() {
+    assert_eq!(
+        pmp26(Log::new(NOV_2026).inb(0.0).f(25.0)),
+        (vec![("service", 1)], 0, 1)
+    );
+}
+#[test]
+fn q4_free_entry_window_unchanged() {
+    let mut log = Log::new(NOV_2026);
+    log.inb_ep(0.0).f(1.0).t(U, 30.0).t(M, 72.0).t(M, 73.0);
+    assert_eq!(
+        pmp26(&log),
+        (vec![("marketing", 1), ("referral_conversion", 3)], 1, 0)
+    );
+}
+#[test]
+fn q5_templates_and_service() {
+    let mut log = Log::new(NOV_2026);
+    log.t(M, 0.0).inb(1.0).f(2.0).t(A, 3.0);
+    assert_eq!(
+        pmp26(&log),
+        (
+            vec![("authentication", 1), ("marketing", 1), ("service", 1)],
+            3,
+            0
+        )
+    );
+}
+#[test]
+fn q6_entry_point_lapsed_then_outside_window() {
+    let mut log = Log::new(NOV_2026);
+    log.inb_ep(0.0).t(M, 25.0).f(26.0);
+    assert_eq!(pmp26(&log), (vec![("marketing", 1), ("service", 1)], 1, 1));
+}
+#[test]
+fn q7_undelivered_free_form() {
+    assert_eq!(
+        pmp26(Log::new(NOV_2026).inb(0.0).fx(1.0).f(2.0)),
+        (vec![("service", 1)], 1, 0)
+    );
+}
+
+// ---- Across the second switch, `auto` (hours after 2026-10-01) ----
+
+#[test]
+fn b5_utility_and_service_across_second_switch() {
+    let mut log = Log::new(PMP26_START);
+    log.inb(-2.0).t(U, -1.0).t(U, 1.0).f(2.0);
+    assert_eq!(
+        pricing_rows(&log),
+        [
+            (-1.0, "pmp", Some("utility"), false),
+            (1.0, "pmp26", Some("utility"), true),
+            (2.0, "pmp26", Some("service"), true)
+        ]
+    );
+}
+#[test]
+fn b6_free_entry_window_carries_over_second_switch() {
+    let mut log = Log::new(PMP26_START);
+    log.inb_ep(-5.0).f(-4.0).f(10.0).t(M, 60.0);
+    assert_eq!(
+        pricing_rows(&log),
+        [
+            (-4.0, "pmp", Some("referral_conversion"), false),
+            (10.0, "pmp26", Some("referral_conversion"), false),
+            (60.0, "pmp26", Some("referral_conversion"), false)
+        ]
+    );
+}
+
+#[test]
+fn forced_rule_sets_price_every_message_by_that_set() {
+    // A log spanning both switches: a forced choice prices every message by
+    // its one rule set, `auto` by the one in force at each event.
+    let mut log = Log::new(PMP26_START);
+    log.inb(-11_000.0)
+        .t(U, -10_999.0)
+        .inb(-3.0)
+        .f(-2.0)
+        .f(2.0)
+        .t(U, 3.0);
+    for (choice, expected) in [
+        (RuleChoice::Pmp, ["pmp"; 4]),
+        (RuleChoice::Pmp26, ["pmp26"; 4]),
+        (RuleChoice::Cbp, ["cbp"; 4]),
+        (RuleChoice::Auto, ["cbp", "pmp", "pmp26", "pmp26"]),
+    ] {
+        let sets: Vec<&str> = log
+            .run(choice)
+            .iter()
+            .filter_map(|m| m.pricing.map(|p| p.rule_set.as_str()))
+            .collect();
+        assert_eq!(sets, expected, "{choice:?}");
+    }
+    assert_eq!(
+        priced(&log, RuleChoice::Pmp26).1,
+        4,
+        "all billable under pmp26"
+    );
+    assert_eq!(
+        priced(&log, RuleChoice::Pmp).1,
+        0,
+        "utility inside the CSW and service are free under pmp"
+    );
+}
+
+#[test]
+fn rule_choices_parse_their_names_in_any_case() {
+    for c in RuleChoice::ALL {
+        assert_eq!(RuleChoice::parse(c.as_str()), Some(c));
+        assert_eq!(RuleChoice::parse(&c.as_str().to_uppercase()), Some(c));
+    }
+    assert_eq!(RuleChoice::parse("pmp2026"), None);
+    assert_eq!(RuleSet::in_force_at(PMP26_START - 1), RuleSet::Pmp);
+    assert_eq!(RuleSet::in_force_at(PMP26_START), RuleSet::Pmp26);
+    assert_eq!(RuleSet::in_force_at(PMP_START - 1), RuleSet::Cbp);
 }
 
 #[test]

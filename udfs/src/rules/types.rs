@@ -212,14 +212,43 @@ pub enum RuleSet {
     Cbp,
     /// Per-message pricing (from July 2025).
     Pmp,
+    /// Per-message pricing as revised (from October 2026): service messages
+    /// and utility templates inside the CSW are billable.
+    Pmp26,
 }
 
 impl RuleSet {
+    pub const ALL: [Self; 3] = [Self::Cbp, Self::Pmp, Self::Pmp26];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Cbp => "cbp",
             Self::Pmp => "pmp",
+            Self::Pmp26 => "pmp26",
         }
+    }
+
+    /// The rule set in force at `t` (microseconds, UTC): what `auto` uses.
+    pub fn in_force_at(t: i64) -> Self {
+        if t >= super::PMP26_START {
+            Self::Pmp26
+        } else if t >= super::PMP_START {
+            Self::Pmp
+        } else {
+            Self::Cbp
+        }
+    }
+}
+
+impl fmt::Display for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RuleChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -231,18 +260,18 @@ pub enum RuleChoice {
     Auto,
     Cbp,
     Pmp,
+    Pmp26,
 }
 
 impl RuleChoice {
-    pub const NAMES: &'static str = "auto, cbp, pmp";
+    pub const ALL: [Self; 4] = [Self::Auto, Self::Cbp, Self::Pmp, Self::Pmp26];
+    pub const NAMES: &'static str = "auto, cbp, pmp, pmp26";
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Self::Auto),
-            "cbp" => Some(Self::Cbp),
-            "pmp" => Some(Self::Pmp),
-            _ => None,
-        }
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -250,6 +279,30 @@ impl RuleChoice {
             Self::Auto => "auto",
             Self::Cbp => "cbp",
             Self::Pmp => "pmp",
+            Self::Pmp26 => "pmp26",
+        }
+    }
+
+    /// The rule set that prices a message with its event at `t`.
+    pub fn rule_set_at(self, t: i64) -> RuleSet {
+        match self {
+            Self::Auto => RuleSet::in_force_at(t),
+            Self::Cbp => RuleSet::Cbp,
+            Self::Pmp => RuleSet::Pmp,
+            Self::Pmp26 => RuleSet::Pmp26,
+        }
+    }
+
+    /// What the choice means, in a line for `\rules` and the usage page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Auto => {
+                "auto: each message by the rule set in force at its event time \
+                 (cbp before 2025-07-01, pmp from 2025-07-01, pmp26 from 2026-10-01, UTC)"
+            }
+            Self::Cbp => "cbp: conversation-based pricing for the whole log (what-if)",
+            Self::Pmp => "pmp: per-message pricing of July 2025 for the whole log (what-if)",
+            Self::Pmp26 => "pmp26: per-message pricing of October 2026 for the whole log (what-if)",
         }
     }
 }
