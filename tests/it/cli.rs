@@ -287,7 +287,7 @@ fn repl_reads_piped_statements_and_meta_commands() {
         wausage()
             .args(["--data", tmp.path().to_str().unwrap(), "repl"])
             .write_stdin(
-                "SELECT 1 AS x;\nSELECT\n  2 AS y\n;\n\\d conversations\n\\h phone_country\n\\rules pmp\n\
+                "SELECT 1 AS x;\nSELECT\n  2 AS y\n;\n\\d conversations\n\\h phone_country\n\\rules\n\\rules pmp\n\\rules\n\
                  SELECT DISTINCT rule_set FROM message_pricing;\n\\q\nSELECT 3;\n",
             ),
     );
@@ -299,6 +299,9 @@ fn repl_reads_piped_statements_and_meta_commands() {
         "\\rules switches the pricing views: {out}"
     );
     assert!(!out.contains("\n3\n"), "\\q stops: {out}");
+    let auto = out.find("auto: each message by the rule set in force").expect("\\rules shows auto");
+    let forced = out.find("pmp: per-message pricing of July 2025").expect("then pmp");
+    assert!(auto < forced, "{out}");
     // A failing statement prints, the session goes on, the exit code tells.
     wausage()
         .args(["--data", tmp.path().to_str().unwrap()])
@@ -348,6 +351,46 @@ fn generate_is_deterministic_and_follows_the_schema() {
         "SELECT count(DISTINCT message_id) AS n, count(DISTINCT month) AS months FROM messages_raw",
     ]));
     assert_eq!(out, "n,months\n3000,2\n");
+}
+
+#[test]
+fn generate_spans_both_switches_with_the_optional_columns_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    wausage()
+        .args([
+            "generate",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--messages",
+            "20000",
+            "--start",
+            "2026-09-01",
+            "--days",
+            "60",
+        ])
+        .assert()
+        .success();
+    let data = dir.path().to_str().unwrap();
+    let out = stdout(wausage().args([
+        "--data",
+        data,
+        "query",
+        "SELECT rule_set, min(date_trunc('month', event_at)) = max(date_trunc('month', event_at)) AS one_month, \
+         count(*) FILTER (WHERE pricing_category = 'service' AND billable) > 0 AS billable_service \
+         FROM message_pricing GROUP BY 1 ORDER BY 1",
+    ]));
+    assert_eq!(out, "rule_set,one_month,billable_service\npmp,true,false\npmp26,true,true\n");
+    let out = stdout(wausage().args([
+        "--data",
+        data,
+        "query",
+        "SELECT count(*) FILTER (WHERE phone_number_id IS NULL) AS no_phone, \
+         count(DISTINCT phone_number_id) >= 2 AS phones, \
+         count(*) FILTER (WHERE message_type = 'template' AND template_name IS NULL) AS unnamed, \
+         count(*) FILTER (WHERE message_type = 'free_form' AND template_name IS NOT NULL) AS named_free_form \
+         FROM messages_raw",
+    ]));
+    assert_eq!(out, "no_phone,phones,unnamed,named_free_form\n0,true,0,0\n");
 }
 
 #[test]

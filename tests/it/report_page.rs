@@ -84,6 +84,10 @@ fn usage_page_figures_and_no_network() {
             "{query} named"
         );
     }
+    assert!(
+        html.contains("priced by cbp, the rules in force"),
+        "the page says which rule set priced the month"
+    );
     assert!(html.matches("<svg").count() >= 5, "charts are inline SVG");
     // Nothing is loaded from anywhere: no scripts, links, images or imports.
     let lower = html.to_ascii_lowercase();
