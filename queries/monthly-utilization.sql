@@ -1,7 +1,7 @@
 -- name: monthly-utilization
 -- description: Delivered messages against the monthly quota, per account then in total, with a linear month-end projection and the billable units by the rules in force
 -- param: month month required The month: YYYY-MM, current or previous
--- param: quota int optional The contract's monthly quota for all accounts (or give --table contracts=FILE with account_id, monthly_quota)
+-- param: quota int>0 optional The contract's monthly quota for all accounts (or give --table contracts=FILE with account_id, monthly_quota)
 -- param: account text optional Only this account
 --
 -- A delivered message belongs to the month of its delivered_at; a

@@ -14,9 +14,31 @@ use crate::output::BatchSink;
 
 /// The breaches seen, shared between the sink and the caller.
 #[derive(Clone, Default)]
-pub struct Breaches(Arc<Mutex<Vec<String>>>);
+pub struct Breaches(Arc<Mutex<Vec<String>>>, Arc<Mutex<Watched>>);
+
+/// What an alert sink had to watch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Watched {
+    /// No percentage column: nothing to alert on.
+    #[default]
+    NoColumn,
+    /// The columns, but every value NULL (no quota).
+    NoValue,
+    /// At least one percentage.
+    Values,
+}
 
 impl Breaches {
+    /// What the alert sinks had to watch.
+    pub fn watched(&self) -> Watched {
+        *self.1.lock().expect("not poisoned")
+    }
+
+    fn saw(&self, w: Watched) {
+        let mut watched = self.1.lock().expect("not poisoned");
+        *watched = (*watched).max(w);
+    }
+
     /// The alerts (not the missing values).
     pub fn take(&self) -> Vec<String> {
         let mut all = self.0.lock().expect("not poisoned");
@@ -27,6 +49,9 @@ impl Breaches {
     }
 }
 
+/// The columns `--alert-at` watches.
+const WATCHED: [&str; 2] = ["quota_used_pct", "projected_pct"];
+
 pub struct AlertSink {
     inner: Box<dyn BatchSink>,
     threshold: f64,
@@ -34,7 +59,15 @@ pub struct AlertSink {
 }
 
 impl AlertSink {
-    pub fn new(inner: Box<dyn BatchSink>, threshold: f64, breaches: Breaches) -> Self {
+    pub fn new(
+        inner: Box<dyn BatchSink>,
+        schema: &arrow::datatypes::Schema,
+        threshold: f64,
+        breaches: Breaches,
+    ) -> Self {
+        if WATCHED.iter().any(|c| schema.field_with_name(c).is_ok()) {
+            breaches.saw(Watched::NoValue);
+        }
         Self {
             inner,
             threshold,
@@ -47,12 +80,17 @@ impl AlertSink {
             .column_by_name("account_id")
             .map(|a| cast(a, &DataType::Utf8))
             .transpose()?;
-        for column in ["quota_used_pct", "projected_pct"] {
+        for column in WATCHED {
             let Some(values) = batch.column_by_name(column) else {
                 continue;
             };
             let values = cast(values, &DataType::Float64)?;
             let values = values.as_primitive::<Float64Type>();
+            self.breaches.saw(if values.null_count() < values.len() {
+                Watched::Values
+            } else {
+                Watched::NoValue
+            });
             for i in 0..values.len() {
                 if values.is_valid(i) && values.value(i) >= self.threshold {
                     let who = match &account {

@@ -28,6 +28,14 @@ pub fn sink(config: &Config, schema: SchemaRef) -> Result<Box<dyn BatchSink>> {
     }
 }
 
+/// With an output file, a run may write one result (see [`exec::Results`]).
+pub fn results(config: &Config) -> exec::Results {
+    match config.output {
+        Some(_) => exec::Results::One,
+        None => exec::Results::Any,
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::from_args(&cli.global)?;
     match cli.command.unwrap_or(Command::Repl) {
@@ -65,7 +73,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 _ => return Err(WaError::Usage("query takes SQL text or -f FILE".into())),
             };
             let ctx = session::build_session(&config).await?;
-            exec::run_sql(&ctx, &sql, None, &mut |schema| sink(&config, schema)).await?;
+            exec::run_sql(&ctx, &sql, None, results(&config), &mut |schema| {
+                sink(&config, schema)
+            })
+            .await?;
             Ok(())
         }
         Command::Run {

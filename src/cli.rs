@@ -8,6 +8,25 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use wausage_udfs::rules::RuleChoice;
 
+/// More partitions than this only add scheduling overhead on any machine.
+pub const MAX_PARTITIONS: u64 = 4096;
+
+/// `--alert-at PCT`: a finite number of 0 or more (not `nan`, not `inf`).
+fn percentage(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage (a number, 0 or more)")),
+    }
+}
+
+/// `--quota N`: a positive whole number of messages.
+fn quota(s: &str) -> Result<i64, String> {
+    match s.trim().replace('_', "").parse::<i64>() {
+        Ok(q) if q > 0 => Ok(q),
+        _ => Err(format!("{s:?} is not a quota (a whole number, 1 or more)")),
+    }
+}
+
 /// `--rules`: one of the rule choices' names, listed in `--help` and in
 /// the error for any other value.
 fn rule_choice_parser() -> impl TypedValueParser<Value = RuleChoice> {
@@ -44,7 +63,8 @@ pub struct GlobalArgs {
     pub memory_limit: Option<String>,
     /// Number of partitions queries run in [default: 16 or the number of cores if
     /// more; the number of cores with --memory-limit]
-    #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N")]
+    #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_PARTITIONS))]
     pub partitions: Option<usize>,
     /// Rule set that prices messages: auto (the one in force at each message:
     /// cbp, pmp from 2025-07-01, pmp26 from 2026-10-01), or one forced for the whole log
@@ -95,7 +115,7 @@ pub enum Command {
         #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Exit with code 3 when a row's quota_used_pct or projected_pct reaches PCT
-        #[arg(long, value_name = "PCT")]
+        #[arg(long, value_name = "PCT", value_parser = percentage)]
         alert_at: Option<f64>,
     },
     /// List the saved queries with their descriptions and parameters
@@ -106,7 +126,7 @@ pub enum Command {
         #[arg(long, value_name = "MONTH")]
         month: String,
         /// The contract's monthly quota (or --table contracts=FILE)
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = quota)]
         quota: Option<i64>,
         /// Only this account
         #[arg(long, value_name = "ID")]

@@ -65,6 +65,21 @@ pub fn parse_size(s: &str) -> Result<usize> {
     Ok((n * mult as f64) as usize)
 }
 
+/// The smallest `--memory-limit` a query runs in: below it even a plain
+/// scan cannot hold its batches, and DataFusion fails with an internal error.
+pub const MIN_MEMORY_LIMIT: usize = 32 << 20;
+
+/// `--memory-limit`: a size of at least [`MIN_MEMORY_LIMIT`].
+pub fn parse_memory_limit(s: &str) -> Result<usize> {
+    let size = parse_size(s)?;
+    if size < MIN_MEMORY_LIMIT {
+        return Err(WaError::Usage(format!(
+            "--memory-limit {s}: a query needs at least 32m"
+        )));
+    }
+    Ok(size)
+}
+
 pub fn parse_rules(s: &str) -> Result<RuleChoice> {
     RuleChoice::parse(s).ok_or_else(|| {
         WaError::Usage(format!(
@@ -85,6 +100,14 @@ impl Config {
                 None => output::default_format(),
             },
         };
+        if let Some(dir) = &args.queries {
+            if !dir.is_dir() {
+                return Err(WaError::Usage(format!(
+                    "--queries {}: no such folder",
+                    dir.display()
+                )));
+            }
+        }
         if format == Format::Parquet && args.output.is_none() {
             return Err(WaError::Usage(
                 "--format parquet needs --output FILE".into(),
@@ -96,7 +119,11 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| sample_data_dir().to_string_lossy().into_owned()),
             tables: args.tables.clone(),
-            memory_limit: args.memory_limit.as_deref().map(parse_size).transpose()?,
+            memory_limit: args
+                .memory_limit
+                .as_deref()
+                .map(parse_memory_limit)
+                .transpose()?,
             partitions: args.partitions.unwrap_or_else(|| {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
                 default_partitions(cores, args.memory_limit.is_some())

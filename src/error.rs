@@ -22,6 +22,27 @@ pub enum WaError {
     },
     /// A monitored figure crossed its threshold (exit 3).
     Alert(String),
+    /// A signal stopped the run (exit 128 + the signal's number, as a
+    /// shell reports a process the signal killed).
+    Stopped(Signal),
+}
+
+/// The signals that stop a running statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Hangup = 1,
+    Interrupt = 2,
+    Terminate = 15,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hangup => "SIGHUP",
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
 }
 
 pub type Result<T, E = WaError> = std::result::Result<T, E>;
@@ -34,6 +55,7 @@ impl WaError {
             // user's wording, not the data's.
             WaError::Query(e) if matches!(e.find_root(), DataFusionError::Configuration(_)) => 2,
             WaError::Alert(_) => 3,
+            WaError::Stopped(signal) => 128 + *signal as u8,
             WaError::Input(_) | WaError::Query(_) | WaError::Io { .. } => 1,
         }
     }
@@ -85,6 +107,7 @@ impl fmt::Display for WaError {
             }
             WaError::Io { path, source } => write!(f, "{path}: {source}"),
             WaError::Alert(m) => write!(f, "alert: {m}"),
+            WaError::Stopped(signal) => write!(f, "query cancelled ({})", signal.name()),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! a terminal's stderr for queries that run longer than a second.
 
 use std::io::IsTerminal;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
@@ -11,18 +12,115 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::error::{Result, WaError};
+use crate::error::{Result, Signal, WaError};
 use crate::output::BatchSink;
 use crate::session;
 
+/// The first of SIGINT (Ctrl-C), SIGTERM (`timeout`, cron, systemd) and
+/// SIGHUP (a closed terminal): each stops a running statement the same way.
+async fn stop_signal() -> Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    async fn received(kind: SignalKind) {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a handler the signal keeps its default action.
+            Err(_) => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        _ = received(SignalKind::interrupt()) => Signal::Interrupt,
+        _ = received(SignalKind::terminate()) => Signal::Terminate,
+        _ = received(SignalKind::hangup()) => Signal::Hangup,
+    }
+}
+
+/// How deep an expression may nest (`1+1+…` nests one level a term).
+/// Planning and optimizing recurse over expressions; far below where they
+/// would overflow the stack or take seconds, and far above any report.
+pub const MAX_EXPRESSION_DEPTH: usize = 256;
+
 /// Splits SQL text into statements (DataFusion's parser, so `;` inside
-/// strings and comments is handled).
+/// strings and comments is handled). A leading byte order mark (Windows
+/// editors write one) is not SQL; an expression nested deeper than
+/// [`MAX_EXPRESSION_DEPTH`] is refused before anything plans it.
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
-    let statements = DFParser::parse_sql(sql).map_err(WaError::Query)?;
-    Ok(statements.into_iter().collect())
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+    let statements: Vec<Statement> = DFParser::parse_sql(sql)
+        .map_err(WaError::Query)?
+        .into_iter()
+        .collect();
+    for (n, statement) in statements.iter().enumerate() {
+        if let Statement::Statement(s) = statement {
+            let mut depth = ExpressionDepth::default();
+            if s.visit(&mut depth).is_break() {
+                return Err(WaError::Input(format!(
+                    "statement {}: an expression nests more than {MAX_EXPRESSION_DEPTH} levels \
+                     deep (a chain like 1+1+… counts a level a term); split it up",
+                    n + 1
+                )));
+            }
+        }
+    }
+    Ok(statements)
+}
+
+#[derive(Default)]
+struct ExpressionDepth {
+    depth: usize,
+}
+
+impl Visitor for ExpressionDepth {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether a statement returns a result to write (a query, `EXPLAIN`,
+/// `SHOW`, `COPY`'s row count), as opposed to setting or defining
+/// something. Unknown kinds count as returning one.
+pub fn returns_rows(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::Statement as S;
+    match statement {
+        Statement::CreateExternalTable(_) => false,
+        Statement::Statement(s) => !matches!(
+            s.as_ref(),
+            S::Set(_)
+                | S::CreateView { .. }
+                | S::CreateTable(_)
+                | S::CreateSchema { .. }
+                | S::CreateDatabase { .. }
+                | S::Drop { .. }
+                | S::DropFunction { .. }
+                | S::CreateFunction(_)
+        ),
+        _ => true,
+    }
+}
+
+/// How many results a run may write: `One` when they go to one file
+/// (`--output`, `\o FILE`), where a second would replace the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Results {
+    Any,
+    One,
 }
 
 /// Creates the sink for a result of the given schema.
@@ -41,11 +139,28 @@ pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
     params: Option<&ParamValues>,
+    results: Results,
     sinks: &mut SinkFactory<'_>,
 ) -> Result<RunSummary> {
     let start = Instant::now();
     let mut rows = 0;
-    for statement in parse_statements(sql)? {
+    let statements = parse_statements(sql)?;
+    if results == Results::One {
+        let returning: Vec<String> = statements
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| returns_rows(s))
+            .map(|(n, _)| (n + 1).to_string())
+            .collect();
+        if returning.len() > 1 {
+            return Err(WaError::Usage(format!(
+                "statements {} each return a result, and one output file holds one; \
+                 run them one by one with an --output each (nothing was run)",
+                returning.join(", ")
+            )));
+        }
+    }
+    for statement in statements {
         rows += run_statement(ctx, statement, params, sinks).await?;
     }
     Ok(RunSummary {
@@ -73,12 +188,14 @@ async fn run_statement(
         df.collect().await?;
         return Ok(0);
     }
+    // Warnings belong to the statement that raised them.
+    wausage_udfs::warnings::take_delivered_before_sent();
     let mut stream = df.execute_stream().await?;
     let mut sink = sinks(schema)?;
     let mut progress = Progress::new();
     let mut rows = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let cancel = tokio::signal::ctrl_c();
+    let cancel = stop_signal();
     tokio::pin!(cancel);
     let lost = lost_executor();
     tokio::pin!(lost);
@@ -98,16 +215,29 @@ async fn run_statement(
                 progress.finish();
                 return Err(error);
             }
-            _ = &mut cancel => {
+            signal = &mut cancel => {
                 progress.finish();
-                return Err(WaError::Query(datafusion::common::DataFusionError::Execution(
-                    "query cancelled".into(),
-                )));
+                // Dropping the stream and the sink cancels the query and
+                // removes a temporary output file.
+                return Err(WaError::Stopped(signal));
             }
         }
     }
     progress.finish();
     sink.finish()?;
+    if let Some(w) = wausage_udfs::warnings::take_delivered_before_sent() {
+        eprintln!(
+            "warning: {} message(s) have a delivered_at before their sent_at (a skewed clock); \
+             each counts at its sent_at: {}{}",
+            w.messages,
+            w.first_ids.join(", "),
+            if w.messages > w.first_ids.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(rows)
 }
 

@@ -96,6 +96,42 @@ pub fn check_file_schema(file: &Path, schema: &Schema) -> Result<()> {
     Ok(())
 }
 
+/// The required columns that may not hold nulls.
+const NOT_NULL: [&str; 7] = [
+    "message_id",
+    "account_id",
+    "customer_id",
+    "direction",
+    "message_type",
+    "status",
+    "sent_at",
+];
+
+/// Checks from the footer's statistics that no row group holds a null in a
+/// column the contract says is never null: a null account or customer
+/// would make a pair of its own, and a null id merges unrelated rows. (A
+/// file written without statistics is checked where the rules read it.)
+fn check_not_null(file: &Path, metadata: &parquet::file::metadata::ParquetMetaData) -> Result<()> {
+    let columns = metadata.file_metadata().schema_descr().columns();
+    for name in NOT_NULL {
+        let Some(index) = columns.iter().position(|c| c.path().string() == name) else {
+            continue;
+        };
+        let nulls: u64 = metadata
+            .row_groups()
+            .iter()
+            .filter_map(|rg| rg.column(index).statistics()?.null_count_opt())
+            .sum();
+        if nulls > 0 {
+            return Err(WaError::Input(format!(
+                "{}: column `{name}` holds {nulls} null(s); every message needs one",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Hive partition columns (`key=value` directories) between the root and a file.
 fn partition_columns(root: &Path, file: &Path) -> Vec<String> {
     let Ok(rel) = file.strip_prefix(root) else {
@@ -110,6 +146,83 @@ fn partition_columns(root: &Path, file: &Path) -> Vec<String> {
         }
     }
     cols
+}
+
+/// A log or table file must be a regular file (or a link to one): opening a
+/// FIFO blocks until a writer comes, and a device or socket is no Parquet.
+pub fn check_regular_file(file: &Path) -> Result<()> {
+    let meta = std::fs::metadata(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    Err(WaError::Input(format!(
+        "{}: {what}, not a regular file; wausage reads only regular files",
+        file.display()
+    )))
+}
+
+/// Every `.parquet` entry under `dir` is a regular file (or a link to one).
+fn check_tree_files(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| WaError::io(dir.display().to_string(), e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| WaError::io(dir.display().to_string(), e))?
+            .path();
+        if path.is_dir() {
+            check_tree_files(&path)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            check_regular_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The hive partition columns every file of the log has in its path. Files
+/// that disagree (some under `month=…/`, some not, or under other keys)
+/// would be skipped by the listing: an error naming one of each.
+fn common_partition_columns(
+    path: &str,
+    root: &Path,
+    files: &[(PathBuf, String)],
+) -> Result<Vec<String>> {
+    let first = partition_columns(root, &files[0].0);
+    if let Some((other, _)) = files
+        .iter()
+        .find(|(f, _)| partition_columns(root, f) != first)
+    {
+        let describe = |cols: &[String]| {
+            if cols.is_empty() {
+                "no hive partition".to_string()
+            } else {
+                cols.iter()
+                    .map(|c| format!("{c}=…"))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            }
+        };
+        return Err(WaError::Input(format!(
+            "{path}: files are partitioned differently: {} has {}, {} has {}; \
+             every file of a log needs the same `key=value` directories (or none)",
+            files[0].0.display(),
+            describe(&first),
+            other.display(),
+            describe(&partition_columns(root, other)),
+        )));
+    }
+    Ok(first)
 }
 
 fn table_url(path: &str) -> Result<(ListingTableUrl, Option<PathBuf>)> {
@@ -159,6 +272,12 @@ pub async fn register_log(
     reads: LogReads,
 ) -> Result<RegisteredLog> {
     let (url, root) = table_url(path)?;
+    match &root {
+        // The listing passes over FIFOs, sockets and devices in silence.
+        Some(dir) => check_tree_files(dir)?,
+        None if Path::new(path).exists() => check_regular_file(Path::new(path))?,
+        None => {}
+    }
     let store = ctx.runtime_env().object_store(url.object_store())?;
     let state = ctx.state();
     let metas: Vec<_> = url
@@ -184,8 +303,11 @@ pub async fn register_log(
         .parquet
         .schema_force_view_types;
     let mut fields: Vec<Field> = vec![];
+    // The first file that has each column, for errors.
+    let mut field_files: HashMap<String, &Path> = HashMap::new();
     let mut read_schemas = HashMap::new();
     for (file, location) in &files {
+        check_regular_file(file)?;
         let f =
             std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
@@ -196,6 +318,7 @@ pub async fn register_log(
         })?;
         let schema = builder.schema();
         check_file_schema(file, schema)?;
+        check_not_null(file, builder.metadata())?;
         read_schemas.insert(location.clone(), log_table::read_schema(schema));
         for field in schema.fields() {
             if fields.iter().any(|f| f.name() == field.name()) {
@@ -214,13 +337,21 @@ pub async fn register_log(
                 t.clone()
             };
             fields.push(Field::new(field.name(), declared, true));
+            field_files.insert(field.name().clone(), file);
         }
     }
-    let partitions = root
-        .as_deref()
-        .map(|r| partition_columns(r, &files[0].0))
-        .unwrap_or_default();
-    fields.retain(|f| !partitions.contains(f.name()));
+    let partitions = match root.as_deref() {
+        Some(root) => common_partition_columns(path, root, &files)?,
+        None => vec![],
+    };
+    if let Some(clash) = fields.iter().find(|f| partitions.contains(f.name())) {
+        let file = field_files[clash.name()].display();
+        return Err(WaError::Input(format!(
+            "{file}: the file's own column `{0}` has the name of the hive partition `{0}=…` \
+             in its path; rename one of them",
+            clash.name()
+        )));
+    }
     let schema = Arc::new(Schema::new(fields));
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
@@ -257,6 +388,9 @@ pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
     }
     if !Path::new(path).exists() {
         return Err(WaError::Input(format!("{path}: no such file")));
+    }
+    if !Path::new(path).is_dir() {
+        check_regular_file(Path::new(path))?;
     }
     let lower = path.to_ascii_lowercase();
     if lower.ends_with(".csv") {

@@ -60,6 +60,8 @@ pub const BUILT_IN: [(&str, &str); 7] = [
 pub enum ParamKind {
     Month,
     Int,
+    /// A whole number of 1 or more (a quota).
+    PositiveInt,
     Float,
     Text,
     Bool,
@@ -70,6 +72,7 @@ impl ParamKind {
         Some(match s {
             "month" => Self::Month,
             "int" => Self::Int,
+            "int>0" => Self::PositiveInt,
             "float" => Self::Float,
             "text" | "string" => Self::Text,
             "bool" => Self::Bool,
@@ -81,6 +84,7 @@ impl ParamKind {
         match self {
             Self::Month => "YYYY-MM, current or previous",
             Self::Int => "integer",
+            Self::PositiveInt => "whole number, 1 or more",
             Self::Float => "number",
             Self::Text => "text",
             Self::Bool => "true or false",
@@ -236,9 +240,15 @@ pub fn all(config: &Config) -> Result<Vec<SavedQuery>> {
             .collect();
         paths.sort();
         for path in paths {
-            let q = load_file(&path)?;
-            out.retain(|b| b.name != q.name);
-            out.push(q);
+            // One broken file of the user's is theirs to fix; it does not
+            // stop the others, or the built-ins, from running.
+            match load_file(&path) {
+                Ok(q) => {
+                    out.retain(|b| b.name != q.name);
+                    out.push(q);
+                }
+                Err(e) => eprintln!("warning: skipping saved query {e}"),
+            }
         }
     }
     Ok(out)
@@ -339,6 +349,14 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
         let (k, v) = g
             .split_once('=')
             .ok_or_else(|| usage(format!("--param takes KEY=VALUE, got {g:?}")))?;
+        if given
+            .iter()
+            .filter(|o| o.split_once('=').is_some_and(|(ok, _)| ok == k))
+            .count()
+            > 1
+        {
+            return Err(usage(format!("--param {k} is given more than once")));
+        }
         // Every query with a month accepts `tz`: months start at local midnight.
         if k == "tz" && has_month && !query.params.iter().any(|p| p.name == "tz") {
             let zone: chrono_tz::Tz = v.trim().parse().map_err(|_| {
@@ -365,7 +383,7 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
                 return Err(usage(format!("missing parameter {}", p.name)));
             }
             let null = match p.kind {
-                ParamKind::Int => ScalarValue::Int64(None),
+                ParamKind::Int | ParamKind::PositiveInt => ScalarValue::Int64(None),
                 ParamKind::Float => ScalarValue::Float64(None),
                 ParamKind::Bool => ScalarValue::Boolean(None),
                 ParamKind::Text | ParamKind::Month => ScalarValue::Utf8(None),
@@ -384,7 +402,21 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
             ParamKind::Int => ScalarValue::Int64(Some(
                 raw.trim().replace('_', "").parse().map_err(|_| bad())?,
             )),
-            ParamKind::Float => ScalarValue::Float64(Some(raw.trim().parse().map_err(|_| bad())?)),
+            ParamKind::PositiveInt => ScalarValue::Int64(Some(
+                raw.trim()
+                    .replace('_', "")
+                    .parse()
+                    .ok()
+                    .filter(|&n: &i64| n > 0)
+                    .ok_or_else(bad)?,
+            )),
+            ParamKind::Float => ScalarValue::Float64(Some(
+                raw.trim()
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| f.is_finite())
+                    .ok_or_else(bad)?,
+            )),
             ParamKind::Bool => ScalarValue::Boolean(Some(match raw.trim() {
                 "true" | "yes" | "1" => true,
                 "false" | "no" | "0" => false,
@@ -476,21 +508,32 @@ pub async fn run(
             (!waived).then(|| column.clone())
         });
     let breaches = crate::alert::Breaches::default();
-    exec::run_sql(&ctx, &query.sql, Some(&values), &mut |schema| {
-        let mut sink = app::sink(config, schema)?;
-        if let Some(pct) = alert_at {
-            sink = Box::new(crate::alert::AlertSink::new(sink, pct, breaches.clone()));
-        }
-        if let Some(column) = &required {
-            sink = Box::new(crate::alert::RequireSink::new(
-                sink,
-                column,
-                query.require_where.as_deref(),
-                breaches.clone(),
-            ));
-        }
-        Ok(sink)
-    })
+    exec::run_sql(
+        &ctx,
+        &query.sql,
+        Some(&values),
+        app::results(config),
+        &mut |schema| {
+            let mut sink = app::sink(config, schema.clone())?;
+            if let Some(pct) = alert_at {
+                sink = Box::new(crate::alert::AlertSink::new(
+                    sink,
+                    &schema,
+                    pct,
+                    breaches.clone(),
+                ));
+            }
+            if let Some(column) = &required {
+                sink = Box::new(crate::alert::RequireSink::new(
+                    sink,
+                    column,
+                    query.require_where.as_deref(),
+                    breaches.clone(),
+                ));
+            }
+            Ok(sink)
+        },
+    )
     .await?;
     let missing = breaches.take_missing();
     if !missing.is_empty() {
@@ -507,6 +550,24 @@ pub async fn run(
                 .and_then(|r| r.1.clone())
                 .unwrap_or_default()
         )));
+    }
+    if alert_at.is_some() {
+        match breaches.watched() {
+            crate::alert::Watched::NoColumn => {
+                return Err(WaError::Usage(format!(
+                    "--alert-at: {} has no quota_used_pct or projected_pct column to watch",
+                    query.name
+                )))
+            }
+            crate::alert::Watched::NoValue => {
+                return Err(WaError::Usage(format!(
+                    "--alert-at: {} has no percentage to watch (no quota): pass --param quota=N \
+                     or --table contracts=FILE",
+                    query.name
+                )))
+            }
+            crate::alert::Watched::Values => {}
+        }
     }
     let alerts = breaches.take();
     if !alerts.is_empty() {

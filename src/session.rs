@@ -171,6 +171,13 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         .options_mut()
         .execution
         .skip_partial_aggregation_probe_ratio_threshold = 0.1;
+    // `--data` takes a directory tree: every file under it is part of the
+    // log, not only the top level (DataFusion's default follows Hive and
+    // skips subdirectories without `key=value` names).
+    session_config
+        .options_mut()
+        .execution
+        .listing_table_ignore_subdirectory = false;
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = config.memory_limit {
         let pool = TrackConsumersPool::new(

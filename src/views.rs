@@ -35,11 +35,19 @@ fn messages_sql(extra_columns: &[String]) -> String {
         let q = c.replace('"', "\"\"");
         extra.push_str(&format!(",\n       first_value(\"{q}\") AS \"{q}\""));
     }
+    // Rows of one id must agree on account and customer (as they must on
+    // direction): a disagreement is an error naming the id, not whichever
+    // row the split of the log put first.
     format!(
         "SELECT message_id,
-       first_value(account_id) AS account_id,
-       '+' || wa_customer_key(first_value(customer_id)) AS customer_id,
-       phone_country(first_value(customer_id)) AS country,
+       CASE WHEN min(account_id) = max(account_id) THEN min(account_id)
+            ELSE wa_conflict(message_id, 'account_id', min(account_id), max(account_id)) END
+         AS account_id,
+       '+' || CASE WHEN min(wa_customer_key(customer_id)) = max(wa_customer_key(customer_id))
+                   THEN min(wa_customer_key(customer_id))
+                   ELSE wa_conflict(message_id, 'customer_id', min(wa_customer_key(customer_id)),
+                                    max(wa_customer_key(customer_id))) END AS customer_id,
+       phone_country(min(wa_customer_key(customer_id))) AS country,
        first_value(direction) AS direction,
        first_value(message_type) AS message_type,
        first_value(category) AS category,

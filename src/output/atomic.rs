@@ -14,6 +14,77 @@ use tempfile::NamedTempFile;
 use super::{build, BatchSink, Format, SinkOptions};
 use crate::error::{Result, WaError};
 
+/// Where the bytes for an output path go, checked the same way for every
+/// command: a regular file (or a link to one) is replaced atomically
+/// through a temporary file beside it; a terminal, pipe or device
+/// (`/dev/null`, `/dev/stdout`) is written to as it is, never replaced; a
+/// directory or a read-only file is refused.
+enum Target {
+    Stream(fs::File),
+    Replace { tmp: NamedTempFile, target: PathBuf },
+}
+
+impl Target {
+    fn open(path: &Path) -> io::Result<Self> {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            )),
+            Ok(meta) if !meta.is_file() => {
+                Ok(Target::Stream(OpenOptions::new().write(true).open(path)?))
+            }
+            Ok(meta) => {
+                if meta.permissions().readonly() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "is read-only; not replaced",
+                    ));
+                }
+                // Replace what a symlink points to, not the link itself.
+                let target = fs::canonicalize(path)?;
+                let tmp = create_temp(&target, Some(meta.permissions()))?;
+                Ok(Target::Replace { tmp, target })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if fs::symlink_metadata(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "is a symbolic link to nothing; not replaced",
+                    ));
+                }
+                let tmp = create_temp(path, None)?;
+                Ok(Target::Replace {
+                    tmp,
+                    target: path.to_path_buf(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A second handle to write through.
+    fn writer(&self) -> io::Result<fs::File> {
+        match self {
+            Target::Stream(file) => file.try_clone(),
+            Target::Replace { tmp, .. } => tmp.as_file().try_clone(),
+        }
+    }
+
+    /// Puts the written bytes in place: on disk, then renamed over the old
+    /// file. Dropping a `Target` instead removes the temporary file.
+    fn commit(self) -> io::Result<()> {
+        match self {
+            Target::Stream(_) => Ok(()),
+            Target::Replace { tmp, target } => {
+                tmp.as_file().sync_all()?;
+                tmp.persist(&target).map_err(|e| e.error)?;
+                Ok(())
+            }
+        }
+    }
+}
+
 pub(super) fn file_sink(
     format: Format,
     schema: SchemaRef,
@@ -22,54 +93,54 @@ pub(super) fn file_sink(
 ) -> Result<Box<dyn BatchSink>> {
     let label = path.display().to_string();
     let io_err = |e: io::Error| WaError::io(label.as_str(), e);
-    let (target, existing) = match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            return Err(io_err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory",
-            )))
-        }
-        Ok(meta) if !meta.is_file() => {
-            // A terminal, pipe or /dev/null: nothing to replace, write to it.
-            let file = OpenOptions::new().write(true).open(path).map_err(io_err)?;
-            return build(format, schema, BufWriter::new(file), &label, opts);
-        }
-        Ok(meta) => {
-            if meta.permissions().readonly() {
-                return Err(io_err(io::ErrorKind::PermissionDenied.into()));
-            }
-            // Replace what a symlink points to, not the link itself.
-            let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            (target, Some(meta.permissions()))
-        }
-        Err(_) => (path.to_path_buf(), None),
-    };
-    let tmp = create_temp(&target, existing).map_err(io_err)?;
-    let file = tmp.as_file().try_clone().map_err(io_err)?;
-    let inner = build(format, schema, BufWriter::new(file), &label, opts)?;
+    let target = Target::open(path).map_err(io_err)?;
+    let writer = target.writer().map_err(io_err)?;
+    let inner = build(format, schema, BufWriter::new(writer), &label, opts)?;
     Ok(Box::new(FileSink {
         inner,
-        tmp,
         target,
         label,
     }))
 }
 
-/// Writes `bytes` to `path` the same way: a temporary file renamed into
-/// place once complete (for pages and other whole-file outputs).
+/// Writes `bytes` to `path` through the same checks and the same atomic
+/// replacement (for pages and other whole-file outputs).
 pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let label = path.display().to_string();
     let io_err = |e: io::Error| WaError::io(label.as_str(), e);
-    let existing = fs::metadata(path)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.permissions());
-    let mut tmp = create_temp(path, existing).map_err(io_err)?;
-    tmp.write_all(bytes).map_err(io_err)?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
+    let target = Target::open(path).map_err(io_err)?;
+    let mut writer = target.writer().map_err(io_err)?;
+    writer.write_all(bytes).map_err(io_err)?;
+    target.commit().map_err(io_err)
+}
+
+/// Temporary files of a killed run (SIGKILL, a power cut) older than this
+/// are removed beside the next output to the same file.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes `dir`'s temporary files for outputs named `name` (`.NAME.*.tmp`)
+/// that are older than [`STALE_AFTER`]: another run's live file is younger.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(prefix) && name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A hidden temporary file in `target`'s directory (a rename is only atomic
@@ -86,6 +157,7 @@ fn create_temp(target: &Path, existing: Option<fs::Permissions>) -> io::Result<N
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let prefix = format!(".{name}.");
+    remove_stale_temps(dir, &prefix);
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
@@ -100,13 +172,13 @@ fn create_temp(target: &Path, existing: Option<fs::Permissions>) -> io::Result<N
     Ok(tmp)
 }
 
-/// Wraps the format's sink, which writes through a second handle to `tmp`.
+/// Wraps the format's sink, which writes through a second handle to the
+/// target.
 struct FileSink {
-    // Declared first so it is dropped (closing its handle) before `tmp`
-    // deletes the file.
+    // Declared first so it is dropped (closing its handle) before `target`
+    // deletes the temporary file.
     inner: Box<dyn BatchSink>,
-    tmp: NamedTempFile,
-    target: PathBuf,
+    target: Target,
     label: String,
 }
 
@@ -118,16 +190,14 @@ impl BatchSink for FileSink {
     fn finish(self: Box<Self>) -> Result<u64> {
         let FileSink {
             inner,
-            tmp,
             target,
             label,
         } = *self;
         // Writes the trailer and flushes the buffer into the file.
         let rows = inner.finish()?;
-        let io_err = |e: io::Error| WaError::io(label.as_str(), e);
-        // On disk before it replaces the old file.
-        tmp.as_file().sync_all().map_err(io_err)?;
-        tmp.persist(&target).map_err(|e| io_err(e.error))?;
+        target
+            .commit()
+            .map_err(|e| WaError::io(label.as_str(), e))?;
         Ok(rows)
     }
 }

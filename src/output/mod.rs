@@ -220,6 +220,17 @@ fn build<W: Write + Send + 'static>(
     label: &str,
     opts: &SinkOptions,
 ) -> Result<Box<dyn BatchSink>> {
+    if format == Format::Csv {
+        // Checked before the header is written: CSV has no lists or structs.
+        if let Some(nested) = schema.fields().iter().find(|f| f.data_type().is_nested()) {
+            return Err(WaError::Usage(format!(
+                "column `{}` is a {}, which CSV cannot hold: use --format json, ndjson or \
+                 parquet, or unnest it in SQL",
+                nested.name(),
+                nested.data_type()
+            )));
+        }
+    }
     let slot = tap::ErrorSlot::new(label);
     let out = slot.wrap(out);
     Ok(match format {

@@ -19,7 +19,8 @@ Meta-commands:
   \\h               list wausage's functions;  \\h NAME  one function's documentation
   \\timing on|off   print rows and elapsed time after each statement
   \\format F        table, csv, json, ndjson, html (parquet needs \\o FILE)
-  \\o FILE / \\o     send results to FILE (written atomically) / back to the screen
+  \\o FILE / \\o     send the next result to FILE (written atomically) / back to the screen;
+                   a second result needs \\o FILE again, so that none replaces another unseen
   \\i FILE          run the statements in a .sql file
   \\rules [R]       which rule set prices messages; with R, price by auto, cbp, pmp
                    or pmp26 (also SET wausage.rules = 'pmp26')
@@ -37,9 +38,13 @@ pub async fn run(repl: &mut Repl, input: &str) -> Result<()> {
         ("\\d", Some(name)) => describe(repl, name).await?,
         ("\\h", None) => list_functions(repl)?,
         ("\\h", Some(name)) => println!("{}", function_help(repl, name)?),
-        ("\\timing", Some("on")) => repl.timing = true,
-        ("\\timing", Some("off")) => repl.timing = false,
-        ("\\timing", None) => repl.timing = !repl.timing,
+        ("\\timing", setting @ (None | Some("on") | Some("off"))) => {
+            repl.timing = match setting {
+                Some(on_off) => on_off == "on",
+                None => !repl.timing,
+            };
+            println!("timing is {}", if repl.timing { "on" } else { "off" });
+        }
         ("\\format", Some(f)) => {
             let format: Format = f
                 .parse()
@@ -52,7 +57,10 @@ pub async fn run(repl: &mut Repl, input: &str) -> Result<()> {
             repl.config.format = format;
         }
         ("\\o", None) => repl.config.output = None,
-        ("\\o", Some(file)) => repl.config.output = Some(file.into()),
+        ("\\o", Some(file)) => {
+            repl.config.output = Some(file.into());
+            repl.output_armed = true;
+        }
         ("\\i", Some(file)) => {
             let sql = std::fs::read_to_string(file).map_err(|e| WaError::io(file, e))?;
             repl.run_sql(&sql).await?;

@@ -28,16 +28,21 @@ pub struct Repl {
     pub quit: bool,
     /// Whether any statement failed (for the exit code of piped runs).
     pub failed: bool,
+    /// `\\o FILE` holds one result: set by `\\o FILE`, cleared once a
+    /// result is written there, so that a second result cannot silently
+    /// replace the first.
+    pub output_armed: bool,
 }
 
 impl Repl {
     pub fn new(ctx: SessionContext, config: Config) -> Self {
         Self {
             ctx,
-            config,
             timing: false,
             quit: false,
             failed: false,
+            output_armed: config.output.is_some(),
+            config,
         }
     }
 
@@ -60,14 +65,38 @@ impl Repl {
 
     pub async fn run_sql(&mut self, sql: &str) -> Result<()> {
         let config = self.config.clone();
-        let summary = crate::exec::run_sql(&self.ctx, sql, None, &mut |schema| {
-            crate::app::sink(&config, schema)
-        })
+        if let Some(path) = &config.output {
+            let returns_rows = crate::exec::parse_statements(sql)?
+                .iter()
+                .any(crate::exec::returns_rows);
+            if returns_rows && !self.output_armed {
+                return Err(crate::error::WaError::Usage(format!(
+                    "{} already holds the previous result; \\o {0} again to replace it, \\o OTHER \
+                     for another file, or \\o for the screen (nothing was run)",
+                    path.display()
+                )));
+            }
+        }
+        let mut wrote = false;
+        let summary = crate::exec::run_sql(
+            &self.ctx,
+            sql,
+            None,
+            crate::app::results(&config),
+            &mut |schema| {
+                wrote = true;
+                crate::app::sink(&config, schema)
+            },
+        )
         .await?;
+        if wrote && config.output.is_some() {
+            self.output_armed = false;
+        }
         if self.timing {
             eprintln!(
-                "{} rows in {:.3} s",
+                "{} {} in {:.3} s",
                 summary.rows,
+                if summary.rows == 1 { "row" } else { "rows" },
                 summary.elapsed.as_secs_f64()
             );
         }

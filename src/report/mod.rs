@@ -87,9 +87,13 @@ async fn run_saved(
     let values = saved::bind(&query, params, Utc::now().date_naive())?;
     let batches = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
     let b = batches.clone();
-    exec::run_sql(ctx, &query.sql, Some(&values), &mut |_| {
-        Ok(Box::new(Collector(b.clone())))
-    })
+    exec::run_sql(
+        ctx,
+        &query.sql,
+        Some(&values),
+        exec::Results::Any,
+        &mut |_| Ok(Box::new(Collector(b.clone()))),
+    )
     .await?;
     let batches = batches.lock().expect("not poisoned");
     to_rows(&batches)

@@ -9,4 +9,5 @@ mod common;
 mod properties;
 mod report_page;
 mod reports;
+mod robustness;
 mod vectors;

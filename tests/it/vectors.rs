@@ -290,9 +290,13 @@ async fn switch_vectors_and_forced_rule_sets() {
         ]
     );
     // What-if: SET switches the pricing views in place (through the runner).
-    wausage::exec::run_sql(&auto, "SET wausage.rules = 'pmp';", None, &mut |_| {
-        Err(wausage::error::WaError::Usage("no output expected".into()))
-    })
+    wausage::exec::run_sql(
+        &auto,
+        "SET wausage.rules = 'pmp';",
+        None,
+        wausage::exec::Results::Any,
+        &mut |_| Err(wausage::error::WaError::Usage("no output expected".into())),
+    )
     .await
     .unwrap();
     assert_eq!(

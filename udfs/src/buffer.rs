@@ -96,6 +96,10 @@ const CODE_BITS: u32 = 6;
 const META_BITS: u32 = CODE_BITS + 5;
 /// `sent_at` (microseconds) must fit in the bits left: mid-1827 to mid-2112.
 const SENT_LIMIT: i64 = 1 << (63 - META_BITS);
+const _: () = assert!(
+    crate::rules::SUPPORTED_TIMES.start == -SENT_LIMIT
+        && crate::rules::SUPPORTED_TIMES.end == SENT_LIMIT
+);
 
 impl Packed {
     #[inline]
@@ -714,6 +718,13 @@ impl<O: PairOutput> WindowingGroups<O> {
         self.windowing
             .run_pair(&self.pair_rows, |i| log.id(first + i), &mut self.outcomes)
             .map_err(|e| exec_datafusion_err!("{e}"))?;
+        for m in self.outcomes.iter().filter(|m| m.delivered_before_sent) {
+            let row = first + m.row;
+            crate::warnings::note_delivered_before_sent(
+                log.id_str(row),
+                self.pair_rows[m.row as usize].id_hash,
+            );
+        }
         self.output.push_group(&self.log, first, &self.outcomes)
     }
 

@@ -16,6 +16,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::{HashMap, Result};
 
 use crate::by_key::{digits_code, inline_code, prefix_bytes, KeyCodes, RecentPrefixes, SideTable};
+use crate::rules::customer_key_bytes;
 use crate::wa_key_bucket::{bucket_of, bytes_hash, fold, MIX, NULL_HASH};
 
 /// Side tables for the keys a code cannot hold inline (keys that are not
@@ -144,7 +145,7 @@ impl KeyCoder {
             let mut table = lock(&self.shared.side[t]);
             let tag = (t as u64) << SIDE_TABLE_SHIFT;
             for &(i, p, _) in rows {
-                // SAFETY: the bytes of a `str` less leading ASCII `+`s.
+                // SAFETY: the bytes of a `str` less ASCII bytes at its ends.
                 let key = key_at(last, i, plus_stripped)
                     .map(|b| unsafe { std::str::from_utf8_unchecked(b) });
                 self.codes[i] = table.code(p, key, tag, &mut self.scratch);
@@ -182,8 +183,9 @@ impl KeyCoder {
     }
 }
 
-/// Row `i` of the last key's column: its bytes, without leading `+`s when
-/// they are not part of it; `None` for null.
+/// Row `i` of the last key's column: its bytes, as the customer key
+/// ([`customer_key_bytes`]) when the column is the number as logged;
+/// `None` for null.
 #[inline]
 fn key_at(last: &StringViewArray, i: usize, plus_stripped: bool) -> Option<&[u8]> {
     if last.is_null(i) {
@@ -194,15 +196,15 @@ fn key_at(last: &StringViewArray, i: usize, plus_stripped: bool) -> Option<&[u8]
         true => {
             // Numbers with and without a `+` alternate at random in a log
             // (one account logs E.164 with it, another without): skip one
-            // `+` without a branch, and loop only for a second.
+            // `+` without a branch; anything else around the digits (more
+            // `+`, blanks) takes the one definition.
             let one = usize::from(bytes.first() == Some(&b'+'));
             let rest = &bytes[one..];
-            match rest.first() {
-                Some(b'+') => {
-                    let skip = rest.iter().take_while(|&&b| b == b'+').count();
-                    &rest[skip..]
+            match (rest.first(), rest.last()) {
+                (Some(first), Some(last)) if first.is_ascii_digit() && last.is_ascii_digit() => {
+                    rest
                 }
-                _ => rest,
+                _ => customer_key_bytes(bytes),
             }
         }
         false => bytes,
@@ -252,7 +254,7 @@ mod tests {
         rows.extend(rows.clone().iter().rev());
         let stripped: Vec<(Option<&str>, Option<&str>)> = rows
             .iter()
-            .map(|&(a, c)| (a, c.map(|c| c.trim_start_matches('+'))))
+            .map(|&(a, c)| (a, c.map(crate::rules::customer_key)))
             .collect();
 
         // Two coders (two input tasks) over one table, each given half the

@@ -16,6 +16,7 @@ pub mod phone_country;
 pub mod rules;
 pub mod single_phase;
 mod used_fields;
+pub mod wa_conflict;
 pub mod wa_conversation_count;
 pub mod wa_conversations;
 pub mod wa_customer_key;
@@ -23,6 +24,7 @@ pub mod wa_key_bucket;
 pub mod wa_label;
 pub mod wa_messages;
 pub mod wa_row_code;
+pub mod warnings;
 
 use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
@@ -33,6 +35,7 @@ pub use single_phase::{
     single_phase_windowing_rule, single_phase_windowing_rule_for_cluster,
     single_phase_windowing_rule_without_buckets,
 };
+pub use wa_conflict::wa_conflict_udf;
 pub use wa_conversation_count::wa_conversation_count_udaf;
 pub use wa_conversations::wa_conversations_udaf;
 pub use wa_customer_key::wa_customer_key_udf;
@@ -42,7 +45,7 @@ pub use wa_messages::wa_messages_udaf;
 pub use wa_row_code::wa_row_code_udf;
 
 /// Names of every function this crate adds (for completion and `\h`).
-pub const FUNCTION_NAMES: [&str; 8] = [
+pub const FUNCTION_NAMES: [&str; 9] = [
     "wa_conversations",
     "wa_conversation_count",
     "wa_messages",
@@ -51,6 +54,7 @@ pub const FUNCTION_NAMES: [&str; 8] = [
     "wa_row_code",
     "wa_key_bucket",
     "wa_customer_key",
+    "wa_conflict",
 ];
 
 /// Registers every wausage function with a session.
@@ -63,6 +67,7 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(wa_row_code_udf().as_ref().clone());
     ctx.register_udf(wa_key_bucket_udf().as_ref().clone());
     ctx.register_udf(wa_customer_key_udf().as_ref().clone());
+    ctx.register_udf(wa_conflict_udf().as_ref().clone());
 }
 
 /// Registers every wausage function with any function registry: a
@@ -77,5 +82,6 @@ pub fn register_all_in(registry: &mut dyn FunctionRegistry) -> datafusion::commo
     registry.register_udf(wa_row_code_udf())?;
     registry.register_udf(wa_key_bucket_udf())?;
     registry.register_udf(wa_customer_key_udf())?;
+    registry.register_udf(wa_conflict_udf())?;
     Ok(())
 }

@@ -36,10 +36,11 @@ pub fn phone_country_udf() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(PhoneCountry::default()))
 }
 
-/// Country of an E.164 number, with or without its `+`.
+/// Country of an E.164 number, read from its customer key
+/// ([`crate::rules::customer_key`]), so that every form of one customer's
+/// number has one country.
 pub fn country_of(number: &str) -> &'static str {
-    let digits = number.trim();
-    let digits = digits.strip_prefix('+').unwrap_or(digits);
+    let digits = crate::rules::customer_key(number);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return "ZZ";
     }

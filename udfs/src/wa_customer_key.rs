@@ -1,12 +1,12 @@
-//! `wa_customer_key(customer_id)`: the customer's number without its
-//! leading `+`, the key every view groups customers by (`+447700900123`
-//! and `447700900123` are one customer).
+//! `wa_customer_key(customer_id)`: the customer key of
+//! [`crate::rules::customer_key`] (blanks trimmed, leading `+` removed), the
+//! key every view groups customers by (`+447700900123`, `447700900123` and
+//! ` +447700900123 ` are one customer).
 //!
-//! It gives what `ltrim(customer_id, '+')` gives, but it reads a `Utf8View`
-//! column's views and keeps the column's buffers: a number with no `+` keeps
-//! its view, and one with a `+` gets a view one byte further into the same
-//! bytes (or, once 12 bytes or fewer, the bytes inline). `ltrim` builds every
-//! view anew and was 4% of the windowing query, computed for every row.
+//! It reads a `Utf8View` column's views and keeps the column's buffers: a
+//! number that is its own key keeps its view, and any other gets a view of
+//! the key's bytes inside the same bytes (or, once 12 bytes or fewer, the
+//! bytes inline), where building every view anew would cost a copy per row.
 
 use std::sync::{Arc, LazyLock};
 
@@ -16,6 +16,8 @@ use arrow::array::{
 use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result};
+
+use crate::rules::{customer_key, customer_key_bytes};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -42,9 +44,9 @@ pub fn wa_customer_key_udf() -> Arc<ScalarUDF> {
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         crate::docs::SECTION,
-        "The customer's number without its leading '+' (what ltrim(customer_id, '+') gives): \
-         the key the views group customers by, so '+447700900123' and '447700900123' are one \
-         customer. NULL stays NULL.",
+        "The customer's number with surrounding blanks trimmed and its leading '+' removed: \
+         the key the views group customers by, so '+447700900123', '447700900123' and \
+         ' +447700900123 ' are one customer. NULL stays NULL.",
         "wa_customer_key(customer_id)",
     )
     .with_argument(
@@ -114,10 +116,10 @@ impl ScalarUDFImpl for WaCustomerKey {
 }
 
 fn strip(number: &str) -> &str {
-    number.trim_start_matches('+')
+    customer_key(number)
 }
 
-/// Every view without its leading `+`s, over the same buffers.
+/// Every view as its customer key, over the same buffers.
 fn strip_views(numbers: &StringViewArray) -> StringViewArray {
     let buffers = numbers.data_buffers();
     let views: ScalarBuffer<u128> = numbers
@@ -125,8 +127,7 @@ fn strip_views(numbers: &StringViewArray) -> StringViewArray {
         .iter()
         .map(|&view| {
             let len = view as u32 as usize;
-            // Bytes 4..8 of a view are the string's first bytes (its prefix).
-            if len == 0 || (view >> 32) as u8 != b'+' {
+            if len == 0 {
                 return view;
             }
             if len <= 12 {
@@ -136,20 +137,26 @@ fn strip_views(numbers: &StringViewArray) -> StringViewArray {
             let at = ByteView::from(view);
             let start = at.offset as usize;
             let bytes = &buffers[at.buffer_index as usize][start..start + len];
+            // Bytes 4..8 of a view are the string's first bytes (its prefix).
+            let first = (view >> 32) as u8;
+            if first.is_ascii_digit() && bytes[len - 1].is_ascii_digit() {
+                return view;
+            }
             make_stripped(bytes, at.buffer_index, at.offset)
         })
         .collect();
-    // SAFETY: every view is unchanged or describes a suffix of its string,
+    // SAFETY: every view is unchanged or describes a part of its string,
     // inline when 12 bytes or fewer, else at its offset in the same buffer:
-    // valid UTF-8, since only ASCII '+' bytes are dropped.
+    // valid UTF-8, since only ASCII bytes are dropped from its ends.
     unsafe { StringViewArray::new_unchecked(views, buffers.to_vec(), numbers.nulls().cloned()) }
 }
 
-/// The view of `bytes` without leading `+`s; `bytes` sit at `offset` of
-/// buffer `buffer` when over 12 bytes (ignored when inline).
+/// The view of `bytes`' customer key; `bytes` sit at `offset` of buffer
+/// `buffer` when over 12 bytes (ignored when inline).
 fn make_stripped(bytes: &[u8], buffer: u32, offset: u32) -> u128 {
-    let skip = bytes.iter().take_while(|&&b| b == b'+').count();
-    make_view(&bytes[skip..], buffer, offset + skip as u32)
+    let key = customer_key_bytes(bytes);
+    let skip = key.as_ptr() as usize - bytes.as_ptr() as usize;
+    make_view(key, buffer, offset + skip as u32)
 }
 
 #[cfg(test)]
@@ -170,6 +177,11 @@ mod tests {
             Some("1234567890123456"),
             Some("12+3"),
             Some("+123456789012"),
+            Some(" +6281234567890 "),
+            Some("+6281234567890\n"),
+            Some("\t6281234567890123"),
+            Some("++6281234567890"),
+            Some("   "),
         ];
         let mut builder = StringViewBuilder::new();
         for n in numbers {
@@ -181,6 +193,10 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(got[0], Some("447700900123"));
         assert_eq!(got[6], Some("1234567890123456"));
+        for key in &got[10..14] {
+            assert!(key.unwrap().starts_with("6281234567890"), "{key:?}");
+        }
+        assert_eq!(got[14], Some(""));
         // Equal strings have equal views once short: what grouping compares.
         assert_eq!(stripped.views()[0], stripped.views()[1]);
         stripped.to_data().validate_full().expect("valid views");

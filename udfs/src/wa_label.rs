@@ -116,6 +116,10 @@ impl PartitionEvaluator for LabelEvaluator {
         self.windowing
             .run_pair(&rows, |i| batch.id(i as usize), &mut self.outcomes)
             .map_err(|e| exec_datafusion_err!("{e}"))?;
+        for m in self.outcomes.iter().filter(|m| m.delivered_before_sent) {
+            let id = String::from_utf8_lossy(batch.id(m.row as usize));
+            crate::warnings::note_delivered_before_sent(&id, rows[m.row as usize].id_hash);
+        }
         let mut opened = StringBuilder::new();
         let mut outside = BooleanBuilder::new();
         for r in 0..num_rows {

@@ -20,8 +20,8 @@ mod tests;
 pub use machine::{CbpState, PmpState};
 pub use pair::{id_hash, MessageOutcome, Row, RuleError, Windowing};
 pub use types::{
-    customer_key, ConversationCategory, Kind, Pricing, PricingCategory, RuleChoice, RuleSet,
-    Status, TemplateCategory,
+    customer_key, customer_key_bytes, ConversationCategory, Kind, Pricing, PricingCategory,
+    RuleChoice, RuleSet, Status, TemplateCategory,
 };
 
 /// Timestamps are microseconds since the Unix epoch, UTC.
@@ -35,5 +35,9 @@ pub const PMP_START: i64 = 1_751_328_000 * 1_000_000;
 /// 2026-10-01T00:00Z: revised per-message pricing (`pmp26`): service
 /// messages and utility templates inside the CSW are charged.
 pub const PMP26_START: i64 = 1_790_812_800 * 1_000_000;
+/// The times the rules take (microseconds): mid-1827 to mid-2112, what the
+/// windowing's row buffer packs `sent_at` into. A `delivered_at` outside is
+/// an input error naming the message.
+pub const SUPPORTED_TIMES: std::ops::Range<i64> = -(1 << 52)..(1 << 52);
 /// 2024-11-01T00:00Z: service conversations opened from then on are free.
 pub const FREE_SERVICE_START: i64 = 1_730_419_200 * 1_000_000;

@@ -10,6 +10,7 @@
 
 use super::machine::{cbp_pricing, CbpState, PmpState};
 use super::types::{ConversationCategory, Kind, Pricing, RuleChoice, RuleSet, Status};
+use super::SUPPORTED_TIMES;
 
 /// One log row, classified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub struct MessageOutcome {
     pub conversation_outside_window: bool,
     /// How the chosen rule set prices it; delivered outbound messages only.
     pub pricing: Option<Pricing>,
+    /// Its delivery is logged before its send (a skewed clock): its event
+    /// is at the send instead.
+    pub delivered_before_sent: bool,
 }
 
 /// Rows of one message that contradict each other, or an unusable row.
@@ -242,6 +246,7 @@ impl Windowing {
                     event_at: None,
                     conversation: None,
                     conversation_outside_window: false,
+                    delivered_before_sent: false,
                     pricing: None,
                 });
                 continue;
@@ -272,11 +277,23 @@ impl Windowing {
             self.row_outcome[index as usize] = at;
         }
         for m in &mut self.merged {
-            m.event_at = if m.kind.is_outbound() {
-                m.delivered_at
-            } else {
-                Some(m.sent_at)
+            let Some(delivered) = m.delivered_at.filter(|_| m.kind.is_outbound()) else {
+                m.event_at = (!m.kind.is_outbound()).then_some(m.sent_at);
+                continue;
             };
+            if !SUPPORTED_TIMES.contains(&delivered) {
+                return Err(RuleError {
+                    message_id: String::from_utf8_lossy(id(m.row)).into_owned(),
+                    reason: format!(
+                        "delivered_at {delivered} µs since 1970 is outside the years 1827 to 2112"
+                    ),
+                });
+            }
+            // A delivery logged before its send is a skewed clock: the
+            // message counts at its send, so that the skew cannot move it
+            // into another month; callers warn about it.
+            m.delivered_before_sent = delivered < m.sent_at;
+            m.event_at = Some(delivered.max(m.sent_at));
         }
         Ok(())
     }

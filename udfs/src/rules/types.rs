@@ -318,10 +318,22 @@ pub struct Pricing {
     pub outside_window: bool,
 }
 
-/// A customer is its phone number's digits: `+6281…` and `6281…` are one
-/// customer. Returns the number without its leading `+` (and surrounding
-/// blanks); outputs write it back in E.164 as `+` followed by this key.
+/// A customer is its phone number's digits: `+6281…`, `6281…` and
+/// ` +6281…\n` are one customer. The key is the number with surrounding
+/// ASCII blanks trimmed and its leading `+` (one or more) removed; outputs
+/// write it back in E.164 as `+` followed by the key, and the customer's
+/// country is read from it. This is the one definition: the SQL function
+/// `wa_customer_key`, the windowing operator's key coder and
+/// `phone_country` all call [`customer_key_bytes`].
 pub fn customer_key(customer_id: &str) -> &str {
-    let s = customer_id.trim();
-    s.strip_prefix('+').unwrap_or(s)
+    // SAFETY: only ASCII bytes are removed from the ends of a `str`.
+    unsafe { std::str::from_utf8_unchecked(customer_key_bytes(customer_id.as_bytes())) }
+}
+
+/// [`customer_key`] on bytes: always a sub-slice of `number`.
+#[inline]
+pub fn customer_key_bytes(number: &[u8]) -> &[u8] {
+    let trimmed = number.trim_ascii();
+    let plus = trimmed.iter().take_while(|&&b| b == b'+').count();
+    &trimmed[plus..]
 }
