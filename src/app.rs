@@ -38,7 +38,26 @@ pub fn results(config: &Config) -> exec::Results {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::from_args(&cli.global)?;
-    match cli.command.unwrap_or(Command::Repl) {
+    run_command(&config, cli.command.unwrap_or(Command::Repl))
+        .await
+        .map_err(|e| explain(e, &config))
+}
+
+/// The log's reader fails on a string that is not UTF-8 without naming the
+/// file, column or row: find them.
+fn explain(error: WaError, config: &Config) -> WaError {
+    if !error.to_string().contains("non UTF-8") {
+        return error;
+    }
+    match crate::logs::find_invalid_utf8(&config.data) {
+        Some(place) => WaError::Input(place),
+        None => error,
+    }
+}
+
+async fn run_command(config: &Config, command: Command) -> Result<()> {
+    let config = config.clone();
+    match command {
         Command::Generate(args) => run_generate(&args),
         Command::Queries => saved::list(&config),
         Command::Report {

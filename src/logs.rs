@@ -174,6 +174,82 @@ pub fn check_regular_file(file: &Path) -> Result<()> {
     )))
 }
 
+/// The first value of a string column that is not UTF-8 in the log at
+/// `path` (a file or a tree), as "FILE: column `C`, row N (...)". The
+/// Parquet reader's own error names none of these; this second look runs
+/// only after a read has failed so, reading the string columns as bytes.
+pub fn find_invalid_utf8(path: &str) -> Option<String> {
+    let mut files = vec![];
+    collect_parquet_files(Path::new(path), &mut files);
+    files.sort();
+    files.iter().find_map(|f| invalid_utf8_in(f).ok().flatten())
+}
+
+/// [`find_invalid_utf8`] for one file: its string columns' raw values,
+/// read below the Arrow layer (which refuses to read them as bytes).
+fn invalid_utf8_in(file: &Path) -> parquet::errors::Result<Option<String>> {
+    use parquet::basic::{ConvertedType, LogicalType, Type};
+    use parquet::column::reader::ColumnReader;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(file)?)?;
+    let metadata = reader.metadata();
+    let columns = metadata.file_metadata().schema_descr().columns().to_vec();
+    let mut rows_before = 0usize;
+    for g in 0..metadata.num_row_groups() {
+        let group = reader.get_row_group(g)?;
+        for (c, column) in columns.iter().enumerate() {
+            let is_string = column.physical_type() == Type::BYTE_ARRAY
+                && (matches!(column.logical_type_ref(), Some(LogicalType::String))
+                    || column.converted_type() == ConvertedType::UTF8);
+            if !is_string {
+                continue;
+            }
+            let ColumnReader::ByteArrayColumnReader(mut values_reader) =
+                group.get_column_reader(c)?
+            else {
+                continue;
+            };
+            let max_def = column.max_def_level();
+            let (mut defs, mut values) = (vec![], vec![]);
+            let mut row = rows_before;
+            loop {
+                defs.clear();
+                values.clear();
+                let (records, _, _) =
+                    values_reader.read_records(8192, Some(&mut defs), None, &mut values)?;
+                if records == 0 {
+                    break;
+                }
+                // A required column has no levels: every record has a value.
+                let present = (0..records).filter(|&r| max_def == 0 || defs[r] == max_def);
+                for (r, v) in present.zip(&values) {
+                    if std::str::from_utf8(v.data()).is_err() {
+                        return Ok(Some(format!(
+                            "{}: column `{}`, row {}: the value is not valid UTF-8",
+                            file.display(),
+                            column.name(),
+                            row + r + 1
+                        )));
+                    }
+                }
+                row += records;
+            }
+        }
+        rows_before += metadata.row_group(g).num_rows() as usize;
+    }
+    Ok(None)
+}
+
+fn collect_parquet_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            collect_parquet_files(&entry.path(), out);
+        }
+    } else if path.is_file() && path.extension().is_some_and(|e| e == "parquet") {
+        out.push(path.to_path_buf());
+    }
+}
+
 /// Every `.parquet` entry under `dir` is a regular file (or a link to one).
 fn check_tree_files(dir: &Path) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| WaError::io(dir.display().to_string(), e))?;

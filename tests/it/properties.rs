@@ -242,3 +242,148 @@ proptest! {
         });
     }
 }
+
+/// A defect a log may carry, row by row.
+#[derive(Clone, Copy, Debug)]
+enum Defect {
+    /// Blanks (or a second `+`) around the customer's number: the same customer.
+    Blanks(usize),
+    /// The row logged again, exactly: the same message.
+    Duplicate,
+    /// The row logged again under the same id, with another direction or
+    /// `sent_at`: an error naming the id.
+    Conflict,
+    /// A delivery before the send (a skewed clock): counted at the send.
+    DeliveredEarly,
+    /// A delivery in 1700: an error naming the id.
+    DeliveredIn1700,
+}
+
+fn defects() -> impl Strategy<Value = Vec<Option<Defect>>> {
+    prop::collection::vec(
+        prop_oneof![
+            12 => Just(None),
+            1 => (0usize..4).prop_map(|b| Some(Defect::Blanks(b))),
+            1 => Just(Some(Defect::Duplicate)),
+            1 => Just(Some(Defect::Conflict)),
+            1 => Just(Some(Defect::DeliveredEarly)),
+            1 => Just(Some(Defect::DeliveredIn1700)),
+        ],
+        0..120,
+    )
+}
+
+/// The log with its defects, the log as it means (cleaned), and the ids
+/// whose defects must fail the run.
+fn with_defects(
+    rows: &[LogRow],
+    defects: &[Option<Defect>],
+) -> (Vec<LogRow>, Vec<LogRow>, Vec<String>) {
+    const BLANKS: [(&str, &str); 4] = [(" ", " "), ("", "\n"), ("\t", ""), ("+", "")];
+    let (mut dirty, mut clean, mut fatal) = (vec![], vec![], vec![]);
+    for (i, row) in rows.iter().enumerate() {
+        let mut d = row.clone();
+        let mut c = row.clone();
+        match defects.get(i).copied().flatten() {
+            None => {}
+            Some(Defect::Blanks(b)) => {
+                let (before, after) = BLANKS[b];
+                d.customer_id = format!("{before}{}{after}", row.customer_id);
+            }
+            Some(Defect::Duplicate) => dirty.push(row.clone()),
+            Some(Defect::Conflict) => {
+                let mut twin = row.clone();
+                twin.sent_at += HOUR_MS;
+                dirty.push(twin);
+                fatal.push(row.message_id.clone());
+            }
+            Some(Defect::DeliveredEarly) => {
+                if let Some(t) = d.delivered_at {
+                    d.delivered_at = Some(t - 2 * HOUR_MS);
+                    c.delivered_at = Some((t - 2 * HOUR_MS).max(c.sent_at));
+                }
+            }
+            Some(Defect::DeliveredIn1700)
+                if d.direction == "outbound" && d.delivered_at.is_some() =>
+            {
+                d.delivered_at = Some(-8_520_336_000_000);
+                fatal.push(row.message_id.clone());
+            }
+            Some(Defect::DeliveredIn1700) => {}
+        }
+        dirty.push(d);
+        clean.push(c);
+    }
+    (dirty, clean, fatal)
+}
+
+async fn answers(
+    ctx: &datafusion::prelude::SessionContext,
+) -> Result<(Vec<Vec<String>>, Vec<Vec<String>>), String> {
+    let mut out = vec![];
+    for sql in [
+        "SELECT account_id, customer_id, country, category, CAST(opened_at AS VARCHAR), opening_message_id \
+         FROM conversations ORDER BY 1, 2, 5, 4",
+        "SELECT message_id, rule_set, pricing_category, billable, outside_window FROM message_pricing ORDER BY 1",
+    ] {
+        let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
+        let batches = df.collect().await.map_err(|e| e.to_string())?;
+        let mut rows = vec![];
+        for b in batches {
+            let cols: Vec<_> = b
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap())
+                .collect();
+            for i in 0..b.num_rows() {
+                rows.push(
+                    cols.iter()
+                        .map(|c| {
+                            use arrow::array::{Array, AsArray};
+                            let s = c.as_string::<i32>();
+                            if s.is_null(i) { "NULL".to_string() } else { s.value(i).to_string() }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        out.push(rows);
+    }
+    let pricing = out.pop().unwrap();
+    Ok((out.pop().unwrap(), pricing))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// On a log with random defects, every run either answers exactly as on
+    /// the cleaned log or fails naming a defective message: never a
+    /// different answer.
+    #[test]
+    fn defects_give_the_clean_answer_or_an_error_naming_them(rows in log(), defects in defects(), files in 1usize..4, partitions in 1usize..4) {
+        let (dirty, clean, fatal) = with_defects(&rows, &defects);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let clean_dir = tempfile::tempdir().unwrap();
+        write_split(clean_dir.path(), &clean, 1, 1000);
+        let dirty_dir = tempfile::tempdir().unwrap();
+        write_split(dirty_dir.path(), &dirty, files, 3);
+        let expected = rt.block_on(async { answers(&session(clean_dir.path(), 1).await).await }).unwrap();
+        let got = rt.block_on(async {
+            let ctx = wausage::session::build_session(&config(dirty_dir.path(), partitions, RuleChoice::Auto)).await;
+            match ctx {
+                Ok(ctx) => answers(&ctx).await,
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        match got {
+            Ok(answer) => {
+                prop_assert!(fatal.is_empty(), "defects {fatal:?} were not caught");
+                prop_assert_eq!(answer, expected);
+            }
+            Err(e) => {
+                prop_assert!(!fatal.is_empty(), "failed on a log without fatal defects: {e}");
+                prop_assert!(fatal.iter().any(|id| e.contains(id.as_str())), "{e} names none of {fatal:?}");
+            }
+        }
+    }
+}

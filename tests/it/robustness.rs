@@ -580,3 +580,50 @@ fn one_malformed_user_query_is_a_warning_not_a_failure() {
         "{out}"
     );
 }
+
+#[test]
+fn a_string_that_is_not_utf8_names_file_column_and_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_parquet(
+        &tmp.path().join("src/a.parquet"),
+        &pair("+6281200000001", "a"),
+        10,
+    );
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let file = bad.join("b.parquet");
+    // Plain, uncompressed pages without statistics, so that the id's bytes
+    // can be replaced in the file.
+    let (code, _, err) = run(&[
+        "--data",
+        tmp.path().join("src").to_str().unwrap(),
+        "query",
+        &format!(
+            "COPY (SELECT * REPLACE (CASE WHEN message_id = 'a2' THEN 'wZZZZ' ELSE message_id END \
+             AS message_id) FROM messages_raw ORDER BY sent_at) TO '{}' STORED AS PARQUET OPTIONS \
+             ('format.compression' 'uncompressed', 'format.dictionary_enabled' 'false', \
+             'format.statistics_enabled' 'none')",
+            file.display()
+        ),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&file).unwrap();
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"wZZZZ")
+        .expect("the id in the file");
+    let mut patched = bytes.clone();
+    patched[at + 1..at + 5].copy_from_slice(&[0xff, 0xfe, 0xfd, 0xfc]);
+    std::fs::write(&file, patched).unwrap();
+    let (code, _, err) = run(&[
+        "--data",
+        bad.to_str().unwrap(),
+        "query",
+        "SELECT count(*) FROM conversations",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("b.parquet") && err.contains("`message_id`") && err.contains("row 2"),
+        "{err}"
+    );
+}

@@ -1,0 +1,11 @@
+//! `--memory-limit` sizes (`512m`, `1.5GB`, ...) and service allowances.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    if let Ok(n) = wausage::config::parse_size(text) {
+        assert!(n > 0, "a size is positive");
+    }
+    let _ = wausage::config::parse_memory_limit(text);
+    let _ = wausage::session::parse_service_allowance(text);
+});
