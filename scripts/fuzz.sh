@@ -17,7 +17,8 @@ targets="${*:-saved_query params sizes customer_keys sql}"
 for target in $targets; do
   scratch="$(mktemp -d)"
   echo "== $target: ${seconds}s"
-  cargo fuzz run --sanitizer none "$target" "$scratch" "corpus/$target" -- \
+  # FUZZ_DEV=1 builds unoptimised: a quicker build, slower runs.
+  cargo fuzz run ${FUZZ_DEV:+--dev} --sanitizer none "$target" "$scratch" "corpus/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 2>&1 | tail -n 12
   rm -rf "$scratch"
 done

@@ -2,39 +2,11 @@
 //! runs the command. Everything returns `WaError`, which `main` maps to an
 //! exit code.
 
-use std::io::BufWriter;
-
-use arrow::datatypes::SchemaRef;
-
 use crate::cli::{Cli, Command, ExecutorArgs, GenerateArgs};
+use crate::commands::{self, generate, repl};
 use crate::config::Config;
+use crate::engine::session;
 use crate::error::{Result, WaError};
-use crate::output::{self, BatchSink, SinkOptions};
-use crate::{exec, generate, repl, saved, session};
-
-/// The sink for one result, per the config's format and output file.
-pub fn sink(config: &Config, schema: SchemaRef) -> Result<Box<dyn BatchSink>> {
-    let opts = SinkOptions {
-        max_rows: config.max_rows,
-    };
-    match &config.output {
-        Some(path) => output::file_sink(config.format, schema, path, &opts),
-        None => output::writer_sink(
-            config.format,
-            schema,
-            BufWriter::new(std::io::stdout()),
-            &opts,
-        ),
-    }
-}
-
-/// With an output file, a run may write one result (see [`exec::Results`]).
-pub fn results(config: &Config) -> exec::Results {
-    match config.output {
-        Some(_) => exec::Results::One,
-        None => exec::Results::Any,
-    }
-}
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::from_args(&cli.global)?;
@@ -49,7 +21,7 @@ fn explain(error: WaError, config: &Config) -> WaError {
     if !error.to_string().contains("non UTF-8") {
         return error;
     }
-    match crate::logs::find_invalid_utf8(&config.data) {
+    match crate::engine::logs::find_invalid_utf8(&config.data) {
         Some(place) => WaError::Input(place),
         None => error,
     }
@@ -59,7 +31,7 @@ async fn run_command(config: &Config, command: Command) -> Result<()> {
     let config = config.clone();
     match command {
         Command::Generate(args) => run_generate(&args),
-        Command::Queries => saved::list(&config),
+        Command::Queries => commands::queries::list(&config),
         Command::Report {
             month,
             quota,
@@ -69,40 +41,27 @@ async fn run_command(config: &Config, command: Command) -> Result<()> {
                 .output
                 .clone()
                 .ok_or_else(|| WaError::Usage("report needs --output FILE.html".into()))?;
-            let args = crate::report::ReportArgs {
+            let args = crate::commands::report::ReportArgs {
                 month,
                 quota,
                 account,
                 output,
             };
-            crate::report::run(&config, &args).await
+            crate::commands::report::run(&config, &args).await
         }
-        Command::Bench(args) => crate::bench::run(&config, &args).await,
+        Command::Bench(args) => crate::commands::bench::run(&config, &args).await,
         Command::Scheduler { bind } => run_scheduler(&bind).await,
         Command::Executor(args) => run_executor(&config, &args).await,
         Command::Repl => {
             let ctx = session::build_session(&config).await?;
             repl::run(ctx, config).await
         }
-        Command::Query { file, sql } => {
-            let sql = match (file, sql) {
-                (Some(f), None) => std::fs::read_to_string(&f)
-                    .map_err(|e| WaError::io(f.display().to_string(), e))?,
-                (None, Some(s)) => s,
-                _ => return Err(WaError::Usage("query takes SQL text or -f FILE".into())),
-            };
-            let ctx = session::build_session(&config).await?;
-            exec::run_sql(&ctx, &sql, None, results(&config), &mut |schema| {
-                sink(&config, schema)
-            })
-            .await?;
-            Ok(())
-        }
+        Command::Query { file, sql } => commands::query::run(&config, file, sql).await,
         Command::Run {
             name,
             params,
             alert_at,
-        } => saved::run(&config, &name, &params, alert_at).await,
+        } => commands::run::run(&config, &name, &params, alert_at).await,
     }
 }
 

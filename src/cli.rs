@@ -8,6 +8,9 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use wausage_udfs::rules::RuleChoice;
 
+use crate::error::WaError;
+use crate::output::Format;
+
 /// More partitions than this only add scheduling overhead on any machine.
 pub const MAX_PARTITIONS: u64 = 4096;
 
@@ -25,6 +28,48 @@ fn quota(s: &str) -> Result<i64, String> {
         Ok(q) if q > 0 => Ok(q),
         _ => Err(format!("{s:?} is not a quota (a whole number, 1 or more)")),
     }
+}
+
+/// Parses `512m`, `2g`, `1.5GB`, `1048576`.
+pub fn parse_size(s: &str) -> Result<usize, WaError> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| WaError::Usage(format!("bad size {s:?}: use e.g. 512m or 2g")))?;
+    if n.is_nan() || n <= 0.0 {
+        return Err(WaError::Usage(format!("bad size {s:?}: must be positive")));
+    }
+    Ok((n * mult as f64) as usize)
+}
+
+/// The smallest `--memory-limit` a query runs in: below it even a plain
+/// scan cannot hold its batches, and DataFusion fails with an internal error.
+pub const MIN_MEMORY_LIMIT: usize = 32 << 20;
+
+/// `--memory-limit`: a size of at least [`MIN_MEMORY_LIMIT`].
+pub fn parse_memory_limit(s: &str) -> Result<usize, WaError> {
+    let size = parse_size(s)?;
+    if size < MIN_MEMORY_LIMIT {
+        return Err(WaError::Usage(format!(
+            "--memory-limit {s}: a query needs at least 32m"
+        )));
+    }
+    Ok(size)
+}
+
+/// `--format`: one of the formats' names, listed in `--help` and errors.
+fn format_parser() -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(Format::ALL.map(|f| f.name()))
+        .map(|name| name.parse().expect("a possible value names a format"))
 }
 
 /// `--rules`: one of the rule choices' names, listed in `--help` and in
@@ -52,15 +97,17 @@ pub struct Cli {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Message log: a Parquet file, a directory tree, a glob or hive partitions
-    /// [default: the shipped sample_data/]
+    /// [default: the sample log built into wausage: 30,000 messages of 800
+    /// customers, 2024-01-15 to 2024-02-28]
     #[arg(long, global = true, env = "WAUSAGE_DATA", value_name = "PATH")]
     pub data: Option<String>,
     /// Register another Parquet or CSV file as a table (repeatable)
     #[arg(long = "table", global = true, value_name = "NAME=PATH")]
     pub tables: Vec<String>,
     /// Bound the query memory pool, e.g. 512m or 2g; operators spill to disk beyond it
-    #[arg(long, global = true, env = "WAUSAGE_MEMORY_LIMIT", value_name = "SIZE")]
-    pub memory_limit: Option<String>,
+    #[arg(long, global = true, env = "WAUSAGE_MEMORY_LIMIT", value_name = "SIZE",
+          value_parser = parse_memory_limit)]
+    pub memory_limit: Option<usize>,
     /// Number of partitions queries run in [default: 16 or the number of cores if
     /// more; the number of cores with --memory-limit]
     #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N",
@@ -73,8 +120,9 @@ pub struct GlobalArgs {
     pub rules: Option<RuleChoice>,
     /// Output format: table, csv, json, ndjson, parquet, html
     /// [default: table on a terminal, else csv]
-    #[arg(long, global = true, value_name = "FORMAT")]
-    pub format: Option<String>,
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = format_parser(),
+          ignore_case = true)]
+    pub format: Option<Format>,
     /// Write results to FILE (atomically: a temporary file renamed on success)
     #[arg(long, short = 'o', global = true, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -214,4 +262,48 @@ pub struct BenchArgs {
     /// (a scheduler and 2 executors, child processes of this binary)
     #[arg(long)]
     pub local_cluster: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_memory_limit("1k").is_err());
+        assert_eq!(parse_memory_limit("32m").unwrap(), MIN_MEMORY_LIMIT);
+    }
+
+    #[test]
+    fn flags_parse_into_their_types() {
+        let cli = Cli::try_parse_from([
+            "wausage",
+            "--format",
+            "NDJSON",
+            "--rules",
+            "pmp26",
+            "--memory-limit",
+            "2g",
+            "queries",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.format, Some(Format::Ndjson));
+        assert_eq!(cli.global.rules, Some(RuleChoice::Pmp26));
+        assert_eq!(cli.global.memory_limit, Some(2 << 30));
+        for bad in [
+            ["--format", "xml"],
+            ["--rules", "weekly"],
+            ["--memory-limit", "lots"],
+            ["--partitions", "0"],
+        ] {
+            let err = Cli::try_parse_from(["wausage", bad[0], bad[1], "queries"]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
 }

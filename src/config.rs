@@ -2,7 +2,7 @@
 //! flags (clap applies the last two), into one `Config` that builds the
 //! session.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use wausage_udfs::rules::RuleChoice;
 
@@ -27,14 +27,51 @@ pub struct Config {
     pub cluster: Option<String>,
 }
 
-/// The shipped sample log: beside the binary's sources (a clone), or in
-/// the working directory.
-pub fn sample_data_dir() -> PathBuf {
-    let local = PathBuf::from("sample_data");
-    if local.is_dir() {
-        return local;
+/// The sample log (`sample_data/`, about 1 MB), built into the binary so
+/// that an installed wausage reads it wherever it runs and whatever lies
+/// in the working directory: (path under the sample's folder, bytes).
+const SAMPLE: [(&str, &[u8]); 2] = [
+    (
+        "month=2024-01/part-00000.parquet",
+        include_bytes!("../sample_data/month=2024-01/part-00000.parquet"),
+    ),
+    (
+        "month=2024-02/part-00000.parquet",
+        include_bytes!("../sample_data/month=2024-02/part-00000.parquet"),
+    ),
+];
+
+/// The built-in sample log as files: written once into the user's cache
+/// directory (a folder per wausage version, each file written aside and
+/// renamed into place), since DataFusion reads a log from paths.
+pub fn sample_data_dir() -> Result<PathBuf> {
+    let folder = format!("sample-{}", env!("CARGO_PKG_VERSION"));
+    let cache = dirs::cache_dir().map(|d| d.join("wausage").join(&folder));
+    // A home without a writable cache (a service account) takes the temp dir.
+    let temp = std::env::temp_dir().join(format!("wausage-{folder}"));
+    let mut last = None;
+    for dir in cache.into_iter().chain([temp]) {
+        match write_sample(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(WaError::io(dir.display().to_string(), e)),
+        }
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data")
+    Err(last.expect("at least one folder was tried"))
+}
+
+fn write_sample(dir: &Path) -> std::io::Result<()> {
+    for (name, bytes) in SAMPLE {
+        let path = dir.join(name);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            continue;
+        }
+        let parent = path.parent().expect("a file in a folder");
+        std::fs::create_dir_all(parent)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+        std::io::Write::write_all(&mut tmp, bytes)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+    }
+    Ok(())
 }
 
 /// The user's wausage config directory (history, saved queries).
@@ -42,42 +79,6 @@ pub fn config_dir() -> PathBuf {
     dirs::config_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("wausage")
-}
-
-/// Parses `512m`, `2g`, `1.5GB`, `1048576`.
-pub fn parse_size(s: &str) -> Result<usize> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| WaError::Usage(format!("bad size {s:?}: use e.g. 512m or 2g")))?;
-    if n.is_nan() || n <= 0.0 {
-        return Err(WaError::Usage(format!("bad size {s:?}: must be positive")));
-    }
-    Ok((n * mult as f64) as usize)
-}
-
-/// The smallest `--memory-limit` a query runs in: below it even a plain
-/// scan cannot hold its batches, and DataFusion fails with an internal error.
-pub const MIN_MEMORY_LIMIT: usize = 32 << 20;
-
-/// `--memory-limit`: a size of at least [`MIN_MEMORY_LIMIT`].
-pub fn parse_memory_limit(s: &str) -> Result<usize> {
-    let size = parse_size(s)?;
-    if size < MIN_MEMORY_LIMIT {
-        return Err(WaError::Usage(format!(
-            "--memory-limit {s}: a query needs at least 32m"
-        )));
-    }
-    Ok(size)
 }
 
 pub fn parse_rules(s: &str) -> Result<RuleChoice> {
@@ -90,11 +91,18 @@ pub fn parse_rules(s: &str) -> Result<RuleChoice> {
 }
 
 impl Config {
+    /// Where this config's results go.
+    pub fn destination(&self) -> output::Destination<'_> {
+        output::Destination {
+            format: self.format,
+            file: self.output.as_deref(),
+            max_rows: self.max_rows,
+        }
+    }
+
     pub fn from_args(args: &GlobalArgs) -> Result<Self> {
-        let format = match &args.format {
-            Some(f) => f
-                .parse::<Format>()
-                .map_err(|e| WaError::Usage(e.to_string()))?,
+        let format = match args.format {
+            Some(f) => f,
             None => match &args.output {
                 Some(path) => format_for_path(path),
                 None => output::default_format(),
@@ -114,16 +122,12 @@ impl Config {
             ));
         }
         Ok(Config {
-            data: args
-                .data
-                .clone()
-                .unwrap_or_else(|| sample_data_dir().to_string_lossy().into_owned()),
+            data: match &args.data {
+                Some(data) => data.clone(),
+                None => sample_data_dir()?.to_string_lossy().into_owned(),
+            },
             tables: args.tables.clone(),
-            memory_limit: args
-                .memory_limit
-                .as_deref()
-                .map(parse_memory_limit)
-                .transpose()?,
+            memory_limit: args.memory_limit,
             partitions: args.partitions.unwrap_or_else(|| {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
                 default_partitions(cores, args.memory_limit.is_some())
@@ -148,12 +152,11 @@ pub const MIN_PARTITIONS: usize = 16;
 /// few the cores, unless memory is limited.
 ///
 /// DataFusion's hash aggregation keeps one table per partition, and a table
-/// of a million groups misses the cache on almost every row: on 2 cores
-/// the plain per-customer GROUP BY over 50M messages took 0.70x the time
-/// with 16 partitions that it took with 2 (the tokio runtime still runs
-/// one thread per core). Under a memory limit every partition's spilling
-/// operators share the pool, and fewer, larger shares spill less: the
-/// windowing took 40 s with 2 partitions and 62 s with 16 under 1g.
+/// of a million groups misses the cache on almost every row: more, smaller
+/// partitions keep each table nearer the cache, even with fewer cores (the
+/// tokio runtime still runs one thread per core). Under a memory limit
+/// every partition's spilling operators share the pool, and fewer, larger
+/// shares spill less, so the partitions are the cores.
 pub fn default_partitions(cores: usize, memory_limited: bool) -> usize {
     if memory_limited {
         cores
@@ -182,16 +185,6 @@ fn format_for_path(path: &std::path::Path) -> Format {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2GB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("0").is_err());
-    }
 
     #[test]
     fn partitions_default_to_at_least_sixteen_unless_memory_is_limited() {

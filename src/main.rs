@@ -44,8 +44,7 @@ fn main() -> ExitCode {
 /// threads free batches that other threads allocated; with an arena per
 /// thread, memory freed in one arena was handed back to the kernel while
 /// another asked for fresh pages, and zeroing fresh pages is costly on
-/// virtual machines: the windowing query faulted 30% fewer pages and ran
-/// about 4% faster (median of 4 interleaved runs).
+/// virtual machines. Two arenas keep freed memory for reuse.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets an allocator parameter; it runs before

@@ -8,7 +8,7 @@ fuzz_target!(|number: &str| {
     let key = customer_key(number);
     assert_eq!(customer_key(key), key, "the key of a key is itself");
     assert_eq!(customer_key_bytes(number.as_bytes()), key.as_bytes());
-    let country = wausage_udfs::phone_country::country_of(number);
-    assert_eq!(country, wausage_udfs::phone_country::country_of(key));
-    assert_eq!(country, wausage_udfs::phone_country::country_of(&format!(" +{key}\n")));
+    let country = wausage_udfs::functions::phone_country::country_of(number);
+    assert_eq!(country, wausage_udfs::functions::phone_country::country_of(key));
+    assert_eq!(country, wausage_udfs::functions::phone_country::country_of(&format!(" +{key}\n")));
 });

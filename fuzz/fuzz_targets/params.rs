@@ -6,9 +6,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|text: &str| {
     let given: Vec<String> = text.split('\n').map(str::to_string).collect();
     let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).expect("a date");
-    for (name, sql) in wausage::saved::BUILT_IN {
-        let q = wausage::saved::SavedQuery::parse(sql, name, name).expect("built-ins parse");
-        let _ = wausage::saved::bind(&q, &given, today);
+    for (name, sql) in wausage::engine::saved::BUILT_IN {
+        let q = wausage::engine::saved::SavedQuery::parse(sql, name, name).expect("built-ins parse");
+        let _ = wausage::engine::saved::bind(&q, &given, today);
         let _ = q.given_settings(&given);
     }
 });

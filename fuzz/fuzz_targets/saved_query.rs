@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    if let Ok(q) = wausage::saved::SavedQuery::parse(text, "fuzz", "fuzz") {
+    if let Ok(q) = wausage::engine::saved::SavedQuery::parse(text, "fuzz", "fuzz") {
         let _ = q.usage();
     }
 });

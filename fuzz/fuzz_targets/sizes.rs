@@ -3,9 +3,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    if let Ok(n) = wausage::config::parse_size(text) {
+    if let Ok(n) = wausage::cli::parse_size(text) {
         assert!(n > 0, "a size is positive");
     }
-    let _ = wausage::config::parse_memory_limit(text);
-    let _ = wausage::session::parse_service_allowance(text);
+    let _ = wausage::cli::parse_memory_limit(text);
+    let _ = wausage::engine::settings::parse_service_allowance(text);
 });

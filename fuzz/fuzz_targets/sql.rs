@@ -4,9 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|sql: &str| {
-    if let Ok(statements) = wausage::exec::parse_statements(sql) {
+    if let Ok(statements) = wausage::engine::exec::parse_statements(sql) {
         for s in &statements {
-            let _ = wausage::exec::returns_rows(s);
+            let _ = wausage::engine::exec::returns_rows(s);
         }
     }
 });

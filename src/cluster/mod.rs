@@ -153,15 +153,13 @@ pub(super) async fn readyz(addr: &str) -> std::io::Result<(String, String)> {
 /// Ballista's adaptive planner. It plans each stage with its own list of
 /// physical optimizer rules, not the session's, so it would drop
 /// `SinglePhaseWindowing` and send every windowing row through the shuffle
-/// twice (as rows, then as one-row list states): measured 46 to 82 s on the
-/// 50M-message benchmark against 39 s without it.
+/// twice (as rows, then as one-row list states). Off.
 pub(crate) const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
 
 /// Ballista compresses shuffle files with lz4 by default. The windowing's
 /// shuffle carries every log row (keys, message id, a code, two
-/// timestamps), and compressing it cost 15% of the executors' time on the
-/// 50M-message benchmark: 38.4 s median with lz4, 33.8 s without. Set to
-/// `none` for the client's queries; `SET ballista.shuffle.compression.codec
+/// timestamps), and compressing it costs the executors more CPU than the
+/// local disk or network it saves. Set to `none` for the client's queries; `SET ballista.shuffle.compression.codec
 /// = 'lz4'` (or `'zstd'`) puts it back where the network, not the CPU, is
 /// the bottleneck.
 pub(crate) const SHUFFLE_CODEC: &str = "ballista.shuffle.compression.codec";
@@ -170,11 +168,9 @@ pub(crate) const SHUFFLE_CODEC: &str = "ballista.shuffle.compression.codec";
 /// before it sorts them by output partition and spills them. Each output
 /// partition's rows are gathered from the buffered batches a row and a
 /// column at a time; from Ballista's default 256 MiB nearly every gather
-/// missed the cache (20.7% of the executors' time), while 8 MiB of rows per
-/// task (two tasks share this machine's 32 MiB L3) stay in it. On the
-/// 50M-message benchmark, one cluster, 7 interleaved runs each: 16.9 s
-/// against 19.6 s median, 32 against 37 CPU seconds; the same answers.
-/// `SET ballista.shuffle.sort_based.memory_limit_per_task_bytes = …` in a
+/// misses the cache, while 8 MiB of rows per task (two tasks share a
+/// 32 MiB L3) stay in it ([docs/cluster.md](../../docs/cluster.md) has
+/// the figures). `SET ballista.shuffle.sort_based.memory_limit_per_task_bytes = …` in a
 /// query file overrides it.
 pub(crate) const SHUFFLE_BUDGET: &str = "ballista.shuffle.sort_based.memory_limit_per_task_bytes";
 const SHUFFLE_BUDGET_BYTES: usize = 8 << 20;
@@ -244,17 +240,17 @@ mod tests {
     fn cluster_sessions_know_every_wausage_function() {
         let state = cluster_state(cluster_config()).unwrap();
         let registry = BallistaFunctionRegistry::from(&state);
-        for name in wausage_udfs::FUNCTION_NAMES {
-            let known = registry.scalar_functions.contains_key(name)
-                || registry.aggregate_functions.contains_key(name)
-                || registry.window_functions.contains_key(name);
+        for name in wausage_udfs::function_names() {
+            let known = registry.scalar_functions.contains_key(&name)
+                || registry.aggregate_functions.contains_key(&name)
+                || registry.window_functions.contains_key(&name);
             assert!(known, "{name} missing from the cluster registry");
         }
         assert!(state
             .config()
             .options()
             .extensions
-            .get::<crate::session::WaOptions>()
+            .get::<crate::engine::settings::WaOptions>()
             .is_some());
         // The scheduler plans every scan: it gives the files their read
         // schemas, and the windowing its one phase.

@@ -20,8 +20,8 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 
 use super::{host_port, readyz};
+use crate::engine::settings::WaOptions;
 use crate::error::{Result, WaError};
-use crate::session::WaOptions;
 
 /// Seconds between an executor's heartbeats, and how long the scheduler
 /// waits without one before it declares the executor lost and reruns its
@@ -47,7 +47,7 @@ pub(super) fn cluster_config() -> SessionConfig {
 pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let mut state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
         .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule_for_cluster())
-        .with_physical_optimizer_rule(Arc::new(crate::log_table::FooterReadSchemas))
+        .with_physical_optimizer_rule(Arc::new(crate::engine::log_table::FooterReadSchemas))
         .build();
     wausage_udfs::register_all_in(&mut state)?;
     Ok(state)

@@ -7,7 +7,9 @@
 //! Files are written atomically (see [`file_sink`]): a failed or interrupted
 //! query never leaves a half-written report behind.
 
+pub mod alert;
 mod atomic;
+mod destination;
 mod html;
 mod parquet_sink;
 mod table;
@@ -24,6 +26,8 @@ use std::str::FromStr;
 use arrow::datatypes::SchemaRef;
 use arrow::json::writer::{JsonArray, LineDelimited};
 use arrow::record_batch::RecordBatch;
+
+pub use destination::{Destination, Results};
 
 use crate::error::{Result, WaError};
 

@@ -180,7 +180,7 @@ pub fn config(data: &Path, partitions: usize, rules: RuleChoice) -> Config {
 }
 
 pub async fn session(data: &Path, partitions: usize) -> SessionContext {
-    wausage::session::build_session(&config(data, partitions, RuleChoice::Auto))
+    wausage::engine::session::build_session(&config(data, partitions, RuleChoice::Auto))
         .await
         .unwrap()
 }

@@ -220,7 +220,7 @@ proptest! {
         write_split(dir.path(), &rows, files, 2);
         for choice in [RuleChoice::Pmp, RuleChoice::Pmp26] {
             let priced = rt.block_on(async {
-                let ctx = wausage::session::build_session(&config(dir.path(), partitions, choice)).await.unwrap();
+                let ctx = wausage::engine::session::build_session(&config(dir.path(), partitions, choice)).await.unwrap();
                 sql_pricing(&ctx).await
             });
             prop_assert_eq!(priced, core_pricing(&rows, choice));
@@ -233,7 +233,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         write_split(dir.path(), &rows, 2, 3);
         rt.block_on(async {
-            let ctx = wausage::session::build_session(&config(dir.path(), 2, RuleChoice::Cbp)).await.unwrap();
+            let ctx = wausage::engine::session::build_session(&config(dir.path(), 2, RuleChoice::Cbp)).await.unwrap();
             let priced = crate::common::rows(&ctx,
                 "SELECT message_id FROM message_pricing WHERE pricing_category IS NOT NULL ORDER BY 1").await;
             let opened = crate::common::rows(&ctx,
@@ -369,7 +369,7 @@ proptest! {
         write_split(dirty_dir.path(), &dirty, files, 3);
         let expected = rt.block_on(async { answers(&session(clean_dir.path(), 1).await).await }).unwrap();
         let got = rt.block_on(async {
-            let ctx = wausage::session::build_session(&config(dirty_dir.path(), partitions, RuleChoice::Auto)).await;
+            let ctx = wausage::engine::session::build_session(&config(dirty_dir.path(), partitions, RuleChoice::Auto)).await;
             match ctx {
                 Ok(ctx) => answers(&ctx).await,
                 Err(e) => Err(e.to_string()),

@@ -96,10 +96,32 @@ fn usage_page_figures_and_no_network() {
     ] {
         assert!(!lower.contains(needle), "{needle} found");
     }
-    render_in_chromium(&page);
+    // Every chart label is readable at 100% zoom: charts keep their drawn
+    // size (their boxes scroll on a phone) and their text is 11 px or more.
+    for size in html.split("font-size=\"").skip(1) {
+        let px: f64 = size
+            .split('"')
+            .next()
+            .unwrap()
+            .trim_end_matches("px")
+            .parse()
+            .unwrap();
+        assert!(px >= 11.0, "an SVG label of {px} px");
+    }
+    assert!(
+        !html.contains("max-width:100%;height:auto"),
+        "no chart is scaled down"
+    );
+    assert!(
+        html.contains("class=\"legend\""),
+        "the daily legend is beside the chart, not over it"
+    );
+    for width in [1280, 390] {
+        render_in_chromium(&page, width);
+    }
 }
 
-fn render_in_chromium(page: &Path) {
+fn render_in_chromium(page: &Path, width: u32) {
     let Some(browser) = ["chromium", "chromium-browser"]
         .into_iter()
         .find(|b| which(b))
@@ -126,8 +148,8 @@ fn render_in_chromium(page: &Path) {
             "--enable-logging=stderr",
             "--v=0",
             "--hide-scrollbars",
-            "--window-size=1200,1600",
         ])
+        .arg(format!("--window-size={width},1600"))
         .arg(format!(
             "--user-data-dir={}",
             dir.path().join("profile").display()

@@ -290,11 +290,11 @@ async fn switch_vectors_and_forced_rule_sets() {
         ]
     );
     // What-if: SET switches the pricing views in place (through the runner).
-    wausage::exec::run_sql(
+    wausage::engine::exec::run_sql(
         &auto,
         "SET wausage.rules = 'pmp';",
         None,
-        wausage::exec::Results::Any,
+        wausage::output::Results::Any,
         &mut |_| Err(wausage::error::WaError::Usage("no output expected".into())),
     )
     .await
@@ -306,7 +306,7 @@ async fn switch_vectors_and_forced_rule_sets() {
             ["pmp", "referral_conversion", "false"]
         ]
     );
-    let forced = wausage::session::build_session(&config(
+    let forced = wausage::engine::session::build_session(&config(
         tmp.path(),
         2,
         wausage_udfs::rules::RuleChoice::Cbp,

@@ -1,4 +1,4 @@
-//! The WhatsApp billing rules of `shared/spec/conversation-rules.md`, as a
+//! The WhatsApp billing rules of `docs/rules.md`, as a
 //! pure-Rust state machine with no Arrow or DataFusion types, so that it can
 //! be read against the spec line by line and tested directly on its vectors.
 //!

@@ -1,0 +1,9 @@
+//! One module per command: `app` dispatches to them, and none imports it.
+
+pub mod bench;
+pub mod generate;
+pub mod queries;
+pub mod query;
+pub mod repl;
+pub mod report;
+pub mod run;

@@ -1,0 +1,280 @@
+//! The one path that runs SQL, for the REPL, `query`, `run` and reports:
+//! parse the statements, plan each (binding typed parameters), stream its
+//! batches into a sink, and cancel on Ctrl-C. A progress spinner appears on
+//! a terminal's stderr for queries that run longer than a second.
+
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{session, settings};
+use crate::error::{Result, Signal, WaError};
+use crate::output::{BatchSink, Results};
+
+/// The first of SIGINT (Ctrl-C), SIGTERM (`timeout`, cron, systemd) and
+/// SIGHUP (a closed terminal): each stops a running statement the same way.
+async fn stop_signal() -> Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    async fn received(kind: SignalKind) {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a handler the signal keeps its default action.
+            Err(_) => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        _ = received(SignalKind::interrupt()) => Signal::Interrupt,
+        _ = received(SignalKind::terminate()) => Signal::Terminate,
+        _ = received(SignalKind::hangup()) => Signal::Hangup,
+    }
+}
+
+/// How deep an expression may nest (`1+1+…` nests one level a term).
+/// Planning and optimizing recurse over expressions; far below where they
+/// would overflow the stack or take seconds, and far above any report.
+pub const MAX_EXPRESSION_DEPTH: usize = 256;
+
+/// Splits SQL text into statements (DataFusion's parser, so `;` inside
+/// strings and comments is handled). A leading byte order mark (Windows
+/// editors write one) is not SQL; an expression nested deeper than
+/// [`MAX_EXPRESSION_DEPTH`] is refused before anything plans it.
+pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+    let statements: Vec<Statement> = DFParser::parse_sql(sql)
+        .map_err(WaError::Query)?
+        .into_iter()
+        .collect();
+    for (n, statement) in statements.iter().enumerate() {
+        if let Statement::Statement(s) = statement {
+            let mut depth = ExpressionDepth::default();
+            if s.visit(&mut depth).is_break() {
+                return Err(WaError::Input(format!(
+                    "statement {}: an expression nests more than {MAX_EXPRESSION_DEPTH} levels \
+                     deep (a chain like 1+1+… counts a level a term); split it up",
+                    n + 1
+                )));
+            }
+        }
+    }
+    Ok(statements)
+}
+
+#[derive(Default)]
+struct ExpressionDepth {
+    depth: usize,
+}
+
+impl Visitor for ExpressionDepth {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether a statement returns a result to write (a query, `EXPLAIN`,
+/// `SHOW`, `COPY`'s row count), as opposed to setting or defining
+/// something. Unknown kinds count as returning one.
+pub fn returns_rows(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::Statement as S;
+    match statement {
+        Statement::CreateExternalTable(_) => false,
+        Statement::Statement(s) => !matches!(
+            s.as_ref(),
+            S::Set(_)
+                | S::CreateView { .. }
+                | S::CreateTable(_)
+                | S::CreateSchema { .. }
+                | S::CreateDatabase { .. }
+                | S::Drop { .. }
+                | S::DropFunction { .. }
+                | S::CreateFunction(_)
+        ),
+        _ => true,
+    }
+}
+
+/// Creates the sink for a result of the given schema.
+pub type SinkFactory<'a> = dyn FnMut(SchemaRef) -> Result<Box<dyn BatchSink>> + 'a;
+
+/// What running statements produced.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub rows: u64,
+    pub elapsed: Duration,
+}
+
+/// Runs every statement in `sql` in order; the first error stops the run.
+/// Statements that return no columns (DDL, SET) write nothing.
+pub async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    params: Option<&ParamValues>,
+    results: Results,
+    sinks: &mut SinkFactory<'_>,
+) -> Result<RunSummary> {
+    let start = Instant::now();
+    let mut rows = 0;
+    let statements = parse_statements(sql)?;
+    if results == Results::One {
+        let returning: Vec<String> = statements
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| returns_rows(s))
+            .map(|(n, _)| (n + 1).to_string())
+            .collect();
+        if returning.len() > 1 {
+            return Err(WaError::Usage(format!(
+                "statements {} each return a result, and one output file holds one; \
+                 run them one by one with an --output each (nothing was run)",
+                returning.join(", ")
+            )));
+        }
+    }
+    for statement in statements {
+        rows += run_statement(ctx, statement, params, sinks).await?;
+    }
+    Ok(RunSummary {
+        rows,
+        elapsed: start.elapsed(),
+    })
+}
+
+async fn run_statement(
+    ctx: &SessionContext,
+    statement: Statement,
+    params: Option<&ParamValues>,
+    sinks: &mut SinkFactory<'_>,
+) -> Result<u64> {
+    let settings_before = settings::settings(ctx);
+    let state = ctx.state();
+    let mut plan = state.statement_to_plan(statement).await?;
+    if let Some(p) = params {
+        plan = plan.with_param_values(p.clone())?;
+    }
+    let df = ctx.execute_logical_plan(plan).await?;
+    session::refresh_views(ctx, &settings_before).await?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    if schema.fields().is_empty() {
+        df.collect().await?;
+        return Ok(0);
+    }
+    // Warnings belong to the statement that raised them.
+    wausage_udfs::warnings::take_delivered_before_sent();
+    let mut stream = df.execute_stream().await?;
+    let mut sink = sinks(schema)?;
+    let mut progress = Progress::new();
+    let mut rows = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let cancel = stop_signal();
+    tokio::pin!(cancel);
+    let lost = lost_executor();
+    tokio::pin!(lost);
+    loop {
+        tokio::select! {
+            next = stream.next() => match next {
+                Some(batch) => {
+                    let batch: RecordBatch = batch?;
+                    rows += batch.num_rows() as u64;
+                    sink.write_batch(&batch)?;
+                    progress.update(rows);
+                }
+                None => break,
+            },
+            _ = tick.tick() => progress.update(rows),
+            error = &mut lost => {
+                progress.finish();
+                return Err(error);
+            }
+            signal = &mut cancel => {
+                progress.finish();
+                // Dropping the stream and the sink cancels the query and
+                // removes a temporary output file.
+                return Err(WaError::Stopped(signal));
+            }
+        }
+    }
+    progress.finish();
+    sink.finish()?;
+    if let Some(w) = wausage_udfs::warnings::take_delivered_before_sent() {
+        eprintln!(
+            "warning: {} message(s) have a delivered_at before their sent_at (a skewed clock); \
+             each counts at its sent_at: {}{}",
+            w.messages,
+            w.first_ids.join(", "),
+            if w.messages > w.first_ids.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(rows)
+}
+
+/// On a cluster, the error to stop with once an executor is lost and the
+/// query does not finish; never resolves on a local session.
+async fn lost_executor() -> WaError {
+    #[cfg(feature = "cluster")]
+    return crate::cluster::lost_executor().await;
+    #[cfg(not(feature = "cluster"))]
+    std::future::pending().await
+}
+
+/// A spinner on stderr, shown only on a terminal and after one second.
+struct Progress {
+    start: Instant,
+    bar: Option<ProgressBar>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            bar: None,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, rows: u64) {
+        if !self.enabled || self.start.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {elapsed} running… {msg}")
+                    .expect("valid template"),
+            )
+        });
+        bar.set_message(format!("{rows} rows"));
+        bar.tick();
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

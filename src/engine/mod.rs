@@ -1,0 +1,10 @@
+//! The engine every command runs on: the session (settings, the log table,
+//! the views), the saved-query catalog and the one statement runner.
+
+pub mod exec;
+pub mod log_table;
+pub mod logs;
+pub mod saved;
+pub mod session;
+pub mod settings;
+pub mod views;

@@ -1,0 +1,3 @@
+//! The grouped accumulator every windowing aggregate buffers its rows in.
+
+pub mod buffer;

@@ -1,0 +1,983 @@
+//! The by-key form's repartition and aggregate as one operator, for a run
+//! on one machine.
+//!
+//! The by-key plan ([`crate::optimizer::by_key_plan`]) otherwise hash-repartitions the
+//! compact rows by their bucket and aggregates each partition. The
+//! repartition gathers every column of a batch into one small batch per
+//! output partition (`take`), its coalescer copies those into full batches
+//! again, and the aggregate copies each row once more into its row buffer
+//! after looking its bucket up in a hash table: three copies of every
+//! message id, and about 11% of the windowing query in its profile. This
+//! operator appends each input batch's rows straight into the row buffer of
+//! the output partition that owns their bucket (`bucket % partitions`; the
+//! group is `bucket / partitions`, so no hash table either). It codes and
+//! buckets the keys itself, in one pass over each batch with one key table
+//! for all partitions ([`crate::keys::key_coder`]), where the repartition's plan
+//! computes `wa_customer_key` and `wa_key_bucket` columns and each
+//! aggregate parses the keys again. When every
+//! input has ended, each output partition evaluates its own buffer, with
+//! the output of the aggregate it stands for: the bucket, then each
+//! aggregate's list. When nothing above reads the keys, only fields of one
+//! aggregate's structs, it emits those structs instead, a row each
+//! ([`BucketedWindowingExec::flattened`], chosen by [`crate::optimizer::used_fields`]),
+//! and the unnests that would have copied them go.
+//!
+//! It runs in one process and does not spill: a cluster keeps the
+//! repartition (it has no codec for this operator), and a session under a
+//! memory limit groups by the keys themselves (see [`crate::optimizer::single_phase`]).
+//! Its rows still count against the session's memory pool.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput, Time,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tokio::sync::watch;
+
+use crate::accumulator::buffer::{RowsAccumulator, SpareRows};
+use crate::functions::wa_conversation_count::WaConversationCount;
+use crate::functions::wa_conversations::WaConversations;
+use crate::functions::wa_messages::WaMessages;
+use crate::keys::hash::KEY_BUCKETS;
+use crate::keys::key_coder::{KeyCoder, SharedKeyCodes};
+use crate::log::columns;
+
+/// The grouping keys, which the operator codes and buckets the rows by
+/// itself, with one key table for all its partitions
+/// ([`crate::keys::key_coder`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodedKeys {
+    /// How many of each aggregate's arguments lead as keys (the same for
+    /// every aggregate).
+    pub keys: usize,
+    /// The last key is the customer's number as logged, and the key is
+    /// `wa_customer_key` of it.
+    pub plus_stripped: bool,
+}
+
+/// Buckets its input's rows into `partitions` windowing aggregates.
+#[derive(Debug)]
+pub struct BucketedWindowingExec {
+    input: Arc<dyn ExecutionPlan>,
+    keys: CodedKeys,
+    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    partitions: usize,
+    schema: SchemaRef,
+    cache: Arc<PlanProperties>,
+    /// Per aggregate, the fields of its structs that the plan reads, where
+    /// known ([`crate::optimizer::used_fields`]); the others need not be built.
+    fields_read: Vec<Option<Vec<String>>>,
+    /// Whether the output is the one aggregate's structs, one row each
+    /// ([`Self::flattened`]), rather than a row per bucket.
+    flat: bool,
+    /// Started by the first `execute`, shared by every output partition.
+    running: Mutex<Option<Arc<Running>>>,
+    /// `append_time` per input partition; `elapsed_compute` (evaluating)
+    /// and `output_rows` per output partition (`EXPLAIN ANALYZE`).
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl BucketedWindowingExec {
+    /// `aggr_expr` are by-key windowing aggregates over `input`'s columns,
+    /// each led by the same `keys`; `None` when one of them is not.
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        keys: CodedKeys,
+        aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+        partitions: usize,
+    ) -> Result<Option<Self>> {
+        let input_schema = input.schema();
+        for a in &aggr_expr {
+            if rows_accumulator(a, &input_schema)?.is_none() {
+                return Ok(None);
+            }
+        }
+        if keys.keys == 0 || !share_keys(&aggr_expr, keys.keys, &input_schema)? {
+            return Ok(None);
+        }
+        let bucket = Field::new("__wa_bucket", DataType::UInt32, false);
+        let mut fields: Vec<FieldRef> = vec![Arc::new(bucket)];
+        fields.extend(aggr_expr.iter().map(|a| a.field()));
+        let schema = Arc::new(Schema::new(fields));
+        let cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(Some(Self {
+            input,
+            keys,
+            fields_read: vec![None; aggr_expr.len()],
+            flat: false,
+            aggr_expr,
+            partitions,
+            schema,
+            cache,
+            running: Mutex::new(None),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }))
+    }
+
+    /// This operator, building of aggregate `i`'s structs only the fields
+    /// named, for each `(i, names)` of `fields`.
+    pub fn with_fields_read(&self, fields: Vec<(usize, Vec<String>)>) -> Result<Self> {
+        let mut exec = self.fresh(Arc::clone(&self.input))?;
+        for (i, names) in fields {
+            if let Some(slot) = exec.fields_read.get_mut(i) {
+                *slot = Some(names);
+            }
+        }
+        Ok(exec)
+    }
+
+    /// This operator, emitting its one aggregate's structs flat: a row per
+    /// struct of every pair's list, the struct's fields as columns, which is
+    /// what unnesting the by-key list and then each pair's list gives when
+    /// nothing reads the keys ([`crate::optimizer::used_fields`]). `None` unless the
+    /// operator has one aggregate whose value is a list of structs.
+    pub fn flattened(&self) -> Result<Option<Self>> {
+        let exec = self.fresh(Arc::clone(&self.input))?;
+        Ok(exec.into_flat())
+    }
+
+    fn into_flat(mut self) -> Option<Self> {
+        let [aggregate] = self.aggr_expr.as_slice() else {
+            return None;
+        };
+        let fields = flat_fields(aggregate.field().data_type())?;
+        self.flat = true;
+        self.schema = Arc::new(Schema::new(fields));
+        self.cache = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&self.schema)),
+            Partitioning::UnknownPartitioning(self.partitions),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Some(self)
+    }
+
+    /// The same operator over `input`, not yet run.
+    fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        let mut exec = Self::try_new(input, self.keys, self.aggr_expr.clone(), self.partitions)?
+            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
+        exec.fields_read = self.fields_read.clone();
+        if self.flat {
+            exec = exec.into_flat().ok_or_else(|| {
+                exec_datafusion_err!("BucketedWindowingExec lost its flat output")
+            })?;
+        }
+        Ok(exec)
+    }
+
+    /// The shared run, started on the first call.
+    fn running(&self, context: &Arc<TaskContext>) -> Result<Arc<Running>> {
+        let mut running = lock(&self.running);
+        if let Some(r) = running.as_ref() {
+            return Ok(Arc::clone(r));
+        }
+        let started = Arc::new(Running::start(self, context)?);
+        *running = Some(Arc::clone(&started));
+        Ok(started)
+    }
+}
+
+/// The fields of the structs of a by-key value `[{key0, …, value: [{…}]}]`.
+fn flat_fields(by_key: &DataType) -> Option<Fields> {
+    let DataType::List(pair) = by_key else {
+        return None;
+    };
+    let DataType::Struct(pair) = pair.data_type() else {
+        return None;
+    };
+    let DataType::List(item) = pair.last()?.data_type() else {
+        return None;
+    };
+    match item.data_type() {
+        DataType::Struct(fields) => Some(fields.clone()),
+        _ => None,
+    }
+}
+
+/// Whether every aggregate of `aggr_expr` (at least one) is in the by-key
+/// form with the same `keys` leading arguments.
+fn share_keys(
+    aggr_expr: &[Arc<AggregateFunctionExpr>],
+    keys: usize,
+    schema: &Schema,
+) -> Result<bool> {
+    let Some(first) = aggr_expr.first() else {
+        return Ok(false);
+    };
+    let first = first.expressions();
+    for a in aggr_expr {
+        let exprs = a.expressions();
+        let types = exprs
+            .iter()
+            .map(|e| e.data_type(schema))
+            .collect::<Result<Vec<_>>>()?;
+        let types: Vec<&DataType> = types.iter().collect();
+        if crate::keys::by_key::key_count(&types) != keys || exprs[..keys] != first[..keys] {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The accumulator a windowing aggregate feeds by row index; `None` for
+/// any other aggregate.
+fn rows_accumulator(
+    a: &AggregateFunctionExpr,
+    schema: &Schema,
+) -> Result<Option<Box<dyn RowsAccumulator>>> {
+    let exprs = a.expressions();
+    let expr_fields = exprs
+        .iter()
+        .map(|e| e.return_field(schema))
+        .collect::<Result<Vec<_>>>()?;
+    let args = AccumulatorArgs {
+        return_field: a.field(),
+        schema,
+        expr_fields: &expr_fields,
+        ignore_nulls: a.ignore_nulls(),
+        order_bys: a.order_bys(),
+        is_reversed: a.is_reversed(),
+        name: a.name(),
+        is_distinct: a.is_distinct(),
+        exprs: &exprs,
+    };
+    let f = a.fun().inner();
+    Ok(if let Some(f) = f.downcast_ref::<WaConversations>() {
+        Some(Box::new(f.keyed_groups(&args)))
+    } else if let Some(f) = f.downcast_ref::<WaConversationCount>() {
+        Some(Box::new(f.keyed_groups(&args)?))
+    } else if f.downcast_ref::<WaMessages>().is_some() {
+        Some(Box::new(crate::functions::wa_messages::keyed_groups(
+            &args,
+        )?))
+    } else {
+        None
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock fails the query anyway.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How the inputs stand.
+#[derive(Debug, Clone)]
+enum Inputs {
+    Reading,
+    Ended,
+    Failed(Arc<DataFusionError>),
+}
+
+/// One run: the input tasks and the shards they fill.
+struct Running {
+    shards: Arc<Shards>,
+    ended: watch::Receiver<Inputs>,
+    /// Aborted when the run is dropped (a cancelled query).
+    _inputs: Vec<SpawnedTask<()>>,
+}
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running").finish_non_exhaustive()
+    }
+}
+
+/// The output partitions' buffers, filled by the input tasks.
+struct Shards {
+    shards: Vec<Mutex<Shard>>,
+    /// Each aggregate's arguments.
+    args: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// How many arguments lead as keys.
+    key_count: usize,
+    /// The key table the input tasks code into.
+    keys: Arc<SharedKeyCodes>,
+    groups_per_shard: usize,
+    inputs_left: AtomicUsize,
+    ended: watch::Sender<Inputs>,
+    /// Row buffers that evaluated shards leave for the next ones to sort
+    /// into, so that each sort writes to memory already mapped.
+    spare: Mutex<Vec<SpareRows>>,
+}
+
+struct Shard {
+    accumulators: Vec<Box<dyn RowsAccumulator>>,
+    reservation: MemoryReservation,
+}
+
+impl Running {
+    fn start(exec: &BucketedWindowingExec, context: &Arc<TaskContext>) -> Result<Self> {
+        let input_schema = exec.input.schema();
+        let types = exec.aggr_expr[0].expressions()[..exec.keys.keys]
+            .iter()
+            .map(|e| e.data_type(&input_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let keys = Arc::new(SharedKeyCodes::new(types, exec.keys.plus_stripped));
+        let mut shards = Vec::with_capacity(exec.partitions);
+        for p in 0..exec.partitions {
+            let accumulators = exec
+                .aggr_expr
+                .iter()
+                .zip(&exec.fields_read)
+                .map(|(a, fields)| {
+                    let mut accumulator = rows_accumulator(a, &input_schema)?.ok_or_else(|| {
+                        exec_datafusion_err!("{} is not a windowing aggregate", a.name())
+                    })?;
+                    if let Some(fields) = fields {
+                        accumulator.build_only(fields);
+                    }
+                    if exec.flat {
+                        accumulator.values_only();
+                    }
+                    accumulator.share_keys(Arc::clone(&keys));
+                    Ok(accumulator)
+                })
+                .collect::<Result<_>>()?;
+            let reservation = MemoryConsumer::new(format!("BucketedWindowingExec[{p}]"))
+                .register(context.memory_pool());
+            shards.push(Mutex::new(Shard {
+                accumulators,
+                reservation,
+            }));
+        }
+        let inputs = exec
+            .input
+            .properties()
+            .output_partitioning()
+            .partition_count();
+        let (ended, ended_rx) = watch::channel(if inputs == 0 {
+            Inputs::Ended
+        } else {
+            Inputs::Reading
+        });
+        let shards = Arc::new(Shards {
+            shards,
+            args: exec.aggr_expr.iter().map(|a| a.expressions()).collect(),
+            key_count: exec.keys.keys,
+            keys,
+            groups_per_shard: (KEY_BUCKETS as usize).div_ceil(exec.partitions),
+            inputs_left: AtomicUsize::new(inputs),
+            ended,
+            spare: Mutex::new(vec![]),
+        });
+        let mut tasks = Vec::with_capacity(inputs);
+        for i in 0..inputs {
+            let stream = exec.input.execute(i, Arc::clone(context))?;
+            let shards = Arc::clone(&shards);
+            let append_time = MetricBuilder::new(&exec.metrics).subset_time("append_time", i);
+            tasks.push(SpawnedTask::spawn(async move {
+                // A panic must still end the input, or the outputs would
+                // wait for it forever.
+                let coder = KeyCoder::new(Arc::clone(&shards.keys));
+                let read = AssertUnwindSafe(shards.read(stream, coder, append_time))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(exec_datafusion_err!("a windowing input task panicked"))
+                    });
+                shards.input_ended(read);
+            }));
+        }
+        Ok(Self {
+            shards,
+            ended: ended_rx,
+            _inputs: tasks,
+        })
+    }
+
+    /// Output partition `p`: waits for every input, then evaluates its shard.
+    async fn output(
+        self: Arc<Self>,
+        p: usize,
+        schema: SchemaRef,
+        flat: bool,
+        batch_size: usize,
+        metrics: BaselineMetrics,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut ended = self.ended.clone();
+        let inputs = ended
+            .wait_for(|s| !matches!(s, Inputs::Reading))
+            .await
+            .map_err(|_| exec_datafusion_err!("the windowing's inputs stopped"))?
+            .clone();
+        if let Inputs::Failed(e) = inputs {
+            return Err(DataFusionError::Shared(e));
+        }
+        let _timer = metrics.elapsed_compute().timer();
+        let mut shard = lock(&self.shards.shards[p]);
+        let accumulators = std::mem::take(&mut shard.accumulators);
+        let partitions = self.shards.shards.len();
+        let groups = self.shards.groups_per_shard;
+        let bucket =
+            UInt32Array::from_iter_values((0..groups).map(|g| (g * partitions + p) as u32));
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(bucket)];
+        for mut a in accumulators {
+            let spare = lock(&self.shards.spare).pop().unwrap_or_default();
+            a.give_spare(spare);
+            columns.push(a.evaluate_all(groups)?);
+            lock(&self.shards.spare).push(a.take_spare());
+        }
+        shard.reservation.free();
+        let batch = if flat {
+            let [_, values] = columns.as_slice() else {
+                return Err(exec_datafusion_err!("a flat windowing has one aggregate"));
+            };
+            RecordBatch::try_new(schema, flat_columns(values)?)?
+        } else {
+            RecordBatch::try_new(schema, columns)?
+        };
+        let rows = batch.num_rows();
+        let batch_size = batch_size.max(1);
+        Ok((0..rows)
+            .step_by(batch_size)
+            .map(|at| {
+                batch
+                    .slice(at, batch_size.min(rows - at))
+                    .record_output(&metrics)
+            })
+            .collect())
+    }
+}
+
+/// The columns of the structs of every list of `values` (a list per pair),
+/// in order.
+fn flat_columns(values: &ArrayRef) -> Result<Vec<ArrayRef>> {
+    let lists = values
+        .as_list_opt::<i32>()
+        .ok_or_else(|| exec_datafusion_err!("a flat windowing's values must be lists"))?;
+    if lists.null_count() > 0 {
+        // Unnesting would make a row of nulls of it: not the same output.
+        return Err(exec_datafusion_err!(
+            "a flat windowing's values must not be null lists"
+        ));
+    }
+    let offsets = lists.value_offsets();
+    let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    let structs = lists.values().slice(start, end - start);
+    let structs = structs
+        .as_struct_opt()
+        .ok_or_else(|| exec_datafusion_err!("a flat windowing's lists must hold structs"))?;
+    if structs.null_count() > 0 {
+        return Err(exec_datafusion_err!(
+            "a flat windowing's structs must not be null"
+        ));
+    }
+    Ok(structs.columns().to_vec())
+}
+
+impl Shards {
+    async fn read(
+        &self,
+        mut stream: SendableRecordBatchStream,
+        mut coder: KeyCoder,
+        append_time: Time,
+    ) -> Result<()> {
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let _timer = append_time.timer();
+            self.append(&batch, &mut coder)?;
+        }
+        Ok(())
+    }
+
+    fn input_ended(&self, read: Result<()>) {
+        match read {
+            Err(e) => {
+                let e = Arc::new(e);
+                self.ended.send_if_modified(|s| match s {
+                    Inputs::Failed(_) => false,
+                    _ => {
+                        *s = Inputs::Failed(e);
+                        true
+                    }
+                });
+            }
+            Ok(()) => {
+                if self.inputs_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.ended.send_if_modified(|s| match s {
+                        Inputs::Reading => {
+                            *s = Inputs::Ended;
+                            true
+                        }
+                        _ => false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Appends a batch's rows to the shards of their buckets: each row's
+    /// key code and bucket (`coder`), a counting sort of row indices by
+    /// shard, then each shard's rows under its lock.
+    fn append(&self, batch: &RecordBatch, coder: &mut KeyCoder) -> Result<()> {
+        let n = batch.num_rows();
+        let args = self
+            .args
+            .iter()
+            .map(|exprs| {
+                exprs
+                    .iter()
+                    .map(|e| e.evaluate(batch)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let keys = args[0][..self.key_count]
+            .iter()
+            .map(|k| {
+                columns::text_as_views(k).ok_or_else(|| {
+                    exec_datafusion_err!("a windowing key must be a string, got {}", k.data_type())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        coder.code_batch(&keys);
+        let (buckets, codes) = (&coder.buckets, &coder.codes);
+        let shards = self.shards.len();
+        let mut starts = vec![0usize; shards + 1];
+        for &b in buckets {
+            if b >= KEY_BUCKETS {
+                return Err(exec_datafusion_err!("bucket {b} is out of range"));
+            }
+            starts[b as usize % shards + 1] += 1;
+        }
+        for s in 0..shards {
+            starts[s + 1] += starts[s];
+        }
+        let mut rows = vec![0u32; n];
+        let mut groups = vec![0u32; n];
+        let mut next = starts.clone();
+        for (i, &b) in buckets.iter().enumerate() {
+            let s = b as usize % shards;
+            rows[next[s]] = i as u32;
+            groups[next[s]] = b / shards as u32;
+            next[s] += 1;
+        }
+        for s in 0..shards {
+            let range = starts[s]..starts[s + 1];
+            if range.is_empty() {
+                continue;
+            }
+            let mut shard = lock(&self.shards[s]);
+            let Shard {
+                accumulators,
+                reservation,
+            } = &mut *shard;
+            for (a, values) in accumulators.iter_mut().zip(&args) {
+                let (rows, groups) = (&rows[range.clone()], &groups[range.clone()]);
+                a.update_coded(
+                    &values[self.key_count..],
+                    rows,
+                    groups,
+                    codes,
+                    self.groups_per_shard,
+                )?;
+            }
+            reservation.try_resize(accumulators.iter().map(|a| a.buffered_size()).sum())?;
+        }
+        Ok(())
+    }
+}
+
+impl DisplayAs for BucketedWindowingExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<&str> = self.aggr_expr.iter().map(|a| a.name()).collect();
+        write!(f, "BucketedWindowingExec: ")?;
+        let mut keys: Vec<String> = self.aggr_expr[0].expressions()[..self.keys.keys]
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        if let (true, Some(last)) = (self.keys.plus_stripped, keys.last_mut()) {
+            *last = format!("wa_customer_key({last})");
+        }
+        write!(f, "keys=[{}]", keys.join(", "))?;
+        write!(
+            f,
+            ", partitions={}, aggr=[{}]",
+            self.partitions,
+            names.join(", ")
+        )?;
+        for (i, fields) in self.fields_read.iter().enumerate() {
+            if let Some(fields) = fields {
+                write!(f, ", fields_read[{i}]=[{}]", fields.join(", "))?;
+            }
+        }
+        if self.flat {
+            write!(f, ", flat")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for BucketedWindowingExec {
+    fn name(&self) -> &str {
+        "BucketedWindowingExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for a in &self.aggr_expr {
+            for e in a.expressions() {
+                if f(&e)? == TreeNodeRecursion::Stop {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .filter(|_| children.is_empty())
+            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec has one input"))?;
+        Ok(Arc::new(self.fresh(input)?))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    /// A new run: the children again, without this one's shards.
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = Arc::clone(&self.input);
+        self.replace_children(
+            vec![input],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition >= self.partitions {
+            return Err(exec_datafusion_err!(
+                "BucketedWindowingExec has {} partitions, not {partition}",
+                self.partitions
+            ));
+        }
+        let running = self.running(&context)?;
+        let batch_size = context.session_config().batch_size();
+        let schema = Arc::clone(&self.schema);
+        let metrics = BaselineMetrics::new(&self.metrics, partition);
+        let output = futures::stream::once(running.output(
+            partition,
+            Arc::clone(&schema),
+            self.flat,
+            batch_size,
+            metrics,
+        ))
+        .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, output)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_optimizer::PhysicalOptimizerRule;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    use crate::{single_phase_windowing_rule, single_phase_windowing_rule_for_cluster};
+
+    /// 3,000 rows of two accounts and 37 customers; row 1234 is sent in
+    /// the year 2200 when `late` is set.
+    fn log(late: bool) -> String {
+        let sent = if late {
+            "CASE WHEN i = 1234 THEN 7258118400 ELSE 1706745600 + i * 620 END"
+        } else {
+            "1706745600 + i * 620"
+        };
+        format!(
+            "CREATE TABLE log AS SELECT
+            'm' || CAST(i AS VARCHAR) AS message_id,
+            'acct-' || CAST(i % 2 AS VARCHAR) AS account_id,
+            CASE WHEN i % 11 = 0 THEN 'cust-' || CAST(i % 3 AS VARCHAR)
+                 ELSE '+6281' || CAST(i % 37 AS VARCHAR) END AS customer_id,
+            CASE WHEN i % 4 = 0 THEN 'inbound' ELSE 'outbound' END AS direction,
+            CASE WHEN i % 4 = 3 THEN 'free_form' ELSE 'template' END AS message_type,
+            CASE i % 3 WHEN 0 THEN 'marketing' WHEN 1 THEN 'utility' ELSE 'authentication' END AS category,
+            CASE WHEN i % 4 = 0 THEN 'received' ELSE 'delivered' END AS status,
+            to_timestamp({sent}) AS sent_at,
+            to_timestamp({sent} + 5) AS delivered_at,
+            CAST(NULL AS VARCHAR) AS entry_point
+            FROM generate_series(0, 2999) AS t(i)"
+        )
+    }
+
+    const QUERY: &str = "SELECT account_id, wa_customer_key(customer_id) AS c,
+        wa_conversation_count(message_id, direction, message_type, category, status,
+                              sent_at, delivered_at, entry_point) AS n,
+        wa_conversations(message_id, direction, message_type, category, status,
+                         sent_at, delivered_at, entry_point) AS convs
+        FROM log GROUP BY 1, 2 ORDER BY 1, 2";
+
+    async fn session(
+        partitions: usize,
+        rule: Option<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+        late: bool,
+    ) -> SessionContext {
+        let mut builder = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(partitions))
+            .with_default_features();
+        if let Some(rule) = rule {
+            builder = builder.with_physical_optimizer_rule(rule);
+        }
+        let ctx = SessionContext::new_with_state(builder.build());
+        crate::register_all(&ctx);
+        ctx.sql(&log(late)).await.unwrap().collect().await.unwrap();
+        ctx
+    }
+
+    async fn run(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<String> {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        Ok(pretty_format_batches(&batches)?.to_string())
+    }
+
+    #[tokio::test]
+    async fn buckets_in_one_operator_give_the_two_phase_answer_at_any_partition_count() {
+        let expected = run(&session(3, None, false).await, QUERY).await.unwrap();
+        assert_eq!(expected.matches("| acct-").count(), 2 * 37 + 2 * 3);
+        for partitions in [2, 3, 16] {
+            let ctx = session(partitions, Some(single_phase_windowing_rule()), false).await;
+            let plan = run(&ctx, &format!("EXPLAIN {QUERY}")).await.unwrap();
+            // The operator codes and buckets the keys itself, reading the
+            // customer's number as logged, into more, smaller partitions.
+            let shards = partitions * crate::optimizer::by_key_plan::SHARDS_PER_PARTITION;
+            assert!(
+                plan.contains(&format!(
+                    "BucketedWindowingExec: keys=[__wa_group_key_0@0, \
+                     wa_customer_key(__wa_group_key_1@1)], partitions={shards}"
+                )),
+                "{plan}"
+            );
+            let rows = plan
+                .lines()
+                .find(|l| l.contains(" as __wa_group_key_1"))
+                .expect("the rows' projection");
+            assert!(rows.contains("customer_id@"), "{rows}");
+            assert!(!rows.contains("wa_customer_key("), "{rows}");
+            assert!(!plan.contains("wa_key_bucket"), "{plan}");
+            assert_eq!(
+                run(&ctx, QUERY).await.unwrap(),
+                expected,
+                "{partitions} partitions"
+            );
+            // The same plan runs again from the start.
+            assert_eq!(run(&ctx, QUERY).await.unwrap(), expected);
+            let analyzed = run(&ctx, &format!("EXPLAIN ANALYZE {QUERY}"))
+                .await
+                .unwrap();
+            let line = analyzed
+                .lines()
+                .find(|l| l.contains("BucketedWindowingExec"))
+                .unwrap_or_else(|| panic!("{analyzed}"));
+            // A row per bucket, in batches.
+            assert!(line.contains("output_rows=16.3"), "{line}");
+            assert!(!line.contains("output_batches=0"), "{line}");
+            assert!(line.contains("append_time="), "{line}");
+        }
+        // One customer in two accounts: most shards receive no rows.
+        let one = QUERY.replace("FROM log", "FROM log WHERE customer_id = '+628110'");
+        let expected_one = run(&session(3, None, false).await, &one).await.unwrap();
+        assert_eq!(expected_one.matches("| acct-").count(), 2, "{expected_one}");
+        let ctx = session(16, Some(single_phase_windowing_rule()), false).await;
+        assert_eq!(run(&ctx, &one).await.unwrap(), expected_one);
+        let cluster = session(3, Some(single_phase_windowing_rule_for_cluster()), false).await;
+        assert_eq!(run(&cluster, QUERY).await.unwrap(), expected);
+    }
+
+    /// The `conversations` view's shape: unnest the lists, read fields.
+    fn unnested(select: &str, tail: &str) -> String {
+        format!(
+            "SELECT {select} FROM (
+               SELECT account_id, k, unnest(convs) AS c FROM (
+                 SELECT account_id, wa_customer_key(customer_id) AS k,
+                   wa_conversations(message_id, direction, message_type, category, status,
+                                    sent_at, delivered_at, entry_point) AS convs
+                 FROM log GROUP BY 1, 2)) {tail}"
+        )
+    }
+
+    #[tokio::test]
+    async fn only_the_struct_fields_a_query_reads_are_built() {
+        let two_phase = session(3, None, false).await;
+        let ctx = session(3, Some(single_phase_windowing_rule()), false).await;
+        // (select, the fields read, whether the structs come out flat)
+        let cases = [
+            (
+                "c['category'] AS category, count(*) AS n",
+                Some("[category]"),
+                true,
+            ),
+            (
+                "c['opened_at'], c['category'] || '!', c['opening_message_id']",
+                Some("[category, opened_at, opening_message_id]"),
+                true,
+            ),
+            // A key is read: the unnests stay.
+            (
+                "account_id, c['opened_at'], c['category'] || '!'",
+                Some("[category, opened_at]"),
+                false,
+            ),
+            (
+                "k, c['opening_message_id'], c['expires_at']",
+                Some("[expires_at, opening_message_id]"),
+                false,
+            ),
+            // The whole struct is read: every field is built.
+            ("k, c, c['category']", None, false),
+        ];
+        for (select, fields, flat) in cases {
+            let sql = match select.contains("count(*)") {
+                true => unnested(select, "GROUP BY 1 ORDER BY 1"),
+                false => unnested(select, "ORDER BY 1, 2, 3"),
+            };
+            check_fields_read(&two_phase, &ctx, &sql, fields, flat).await;
+        }
+        // Flat, with most shards empty: one customer in two accounts.
+        let one = unnested(
+            "c['category'] AS category, c['opened_at'] AS opened",
+            "ORDER BY 1, 2",
+        )
+        .replace("FROM log", "FROM log WHERE customer_id = '+628110'");
+        check_fields_read(&two_phase, &ctx, &one, Some("[category, opened_at]"), true).await;
+        // `unnest_outer` makes a row of nulls of an empty list: not flat.
+        // Only inbound messages: no conversation opens, every list is empty.
+        let outer = unnested("c['category'] AS category, count(*) AS n", "GROUP BY 1")
+            .replace("unnest(convs)", "unnest_outer(convs)")
+            .replace("FROM log", "FROM log WHERE direction = 'inbound'");
+        let plan = run(&ctx, &format!("EXPLAIN {outer}")).await.unwrap();
+        assert!(plan.contains("fields_read[0]=[category]"), "{plan}");
+        assert!(!plan.contains(", flat"), "{plan}");
+        let expected = run(&two_phase, &outer).await.unwrap();
+        assert!(expected.contains("|          | 40 |"), "{expected}");
+        assert_eq!(run(&ctx, &outer).await.unwrap(), expected);
+        // wa_messages' lists of message structs come out flat as well.
+        let messages = unnested(
+            "c['message_id'], c['pricing_category'], c['billable']",
+            "ORDER BY 1, 2, 3",
+        )
+        .replace("wa_conversations(", "wa_messages(");
+        check_fields_read(
+            &two_phase,
+            &ctx,
+            &messages,
+            Some("[billable, message_id, pricing_category]"),
+            true,
+        )
+        .await;
+        // A filter on a field the output does not show: whatever the plan's
+        // shape, that field is built.
+        let filtered = unnested(
+            "c['category'] AS category, count(*) AS n",
+            "WHERE c['opened_at'] >= TIMESTAMP '2024-02-10T00:00:00Z' GROUP BY 1 ORDER BY 1",
+        );
+        let plan = run(&ctx, &format!("EXPLAIN {filtered}")).await.unwrap();
+        assert!(!plan.contains("fields_read[0]=[category]"), "{plan}");
+        let expected = run(&two_phase, &filtered).await.unwrap();
+        assert_eq!(run(&ctx, &filtered).await.unwrap(), expected);
+        let all = run(
+            &two_phase,
+            &unnested(
+                "c['category'] AS category, count(*) AS n",
+                "GROUP BY 1 ORDER BY 1",
+            ),
+        )
+        .await
+        .unwrap();
+        assert_ne!(expected, all, "the filter drops some conversations");
+    }
+
+    /// `sql` through the rule reads `fields` (`None`: every field), emits
+    /// the structs flat or not, and answers as two-phase aggregation does.
+    async fn check_fields_read(
+        two_phase: &SessionContext,
+        ctx: &SessionContext,
+        sql: &str,
+        fields: Option<&str>,
+        flat: bool,
+    ) {
+        let plan = run(ctx, &format!("EXPLAIN {sql}")).await.unwrap();
+        assert!(plan.contains("BucketedWindowingExec"), "{plan}");
+        match fields {
+            Some(f) => assert!(plan.contains(&format!("fields_read[0]={f}")), "{plan}"),
+            None => assert!(!plan.contains("fields_read"), "{plan}"),
+        }
+        assert_eq!(plan.contains(", flat"), flat, "{plan}");
+        assert!(
+            plan.contains("BucketedWindowingExec: keys=[__wa_group_key_0@0, wa_customer_key("),
+            "{plan}"
+        );
+        assert_eq!(plan.contains("UnnestExec"), !flat, "{plan}");
+        let expected = run(two_phase, sql).await.unwrap();
+        assert!(expected.lines().count() >= 7, "{expected}");
+        assert_eq!(run(ctx, sql).await.unwrap(), expected, "{sql}");
+    }
+
+    #[tokio::test]
+    async fn a_row_the_buffer_cannot_hold_fails_the_query_naming_its_message() {
+        let ctx = session(4, Some(single_phase_windowing_rule()), true).await;
+        let err = run(&ctx, QUERY).await.unwrap_err().to_string();
+        assert!(err.contains("message_id \"m1234\""), "{err}");
+        assert!(err.contains("outside the years 1827 to 2112"), "{err}");
+    }
+}

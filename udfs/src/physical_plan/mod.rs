@@ -1,0 +1,3 @@
+//! The in-process windowing operator.
+
+pub mod bucketed;
