@@ -75,8 +75,13 @@ pub async fn check_ready(url: &str) -> Result<()> {
     }
 }
 
-/// The scheduler this process's `--cluster` session sends queries to.
-static SCHEDULER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The scheduler a `--cluster` session sends its queries to, held by the
+/// session itself (a `SessionConfig` extension), so that each session
+/// knows its own cluster.
+#[derive(Debug)]
+pub struct Scheduler {
+    pub url: String,
+}
 
 /// How long a query may go on after the scheduler has lost one of the
 /// executors it started with. Ballista reruns a lost executor's tasks on
@@ -88,10 +93,11 @@ const LOST_EXECUTOR_GRACE: Duration = Duration::from_secs(30);
 /// executors than at the start of the query for [`LOST_EXECUTOR_GRACE`];
 /// never resolves without a `--cluster` session. The caller drops the
 /// query's stream then, so nothing is written and the exit code is 1.
-pub async fn lost_executor() -> WaError {
-    let Some(url) = SCHEDULER.get() else {
+pub async fn lost_executor(ctx: &datafusion::prelude::SessionContext) -> WaError {
+    let Some(scheduler) = ctx.state().config().get_extension::<Scheduler>() else {
         return std::future::pending().await;
     };
+    let url = &scheduler.url;
     let Ok((host, port)) = parse_cluster_url(url) else {
         return std::future::pending().await;
     };
@@ -204,7 +210,9 @@ pub async fn remote_context(
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext> {
     check_ready(url).await?;
-    let _ = SCHEDULER.set(url.to_string());
+    let config = config.with_extension(Arc::new(Scheduler {
+        url: url.to_string(),
+    }));
     let state = SessionStateBuilder::new()
         .with_config(client_config(config)?)
         .with_runtime_env(runtime)

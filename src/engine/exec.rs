@@ -189,7 +189,7 @@ async fn run_statement(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let cancel = stop_signal();
     tokio::pin!(cancel);
-    let lost = lost_executor();
+    let lost = lost_executor(ctx);
     tokio::pin!(lost);
     loop {
         tokio::select! {
@@ -235,11 +235,14 @@ async fn run_statement(
 
 /// On a cluster, the error to stop with once an executor is lost and the
 /// query does not finish; never resolves on a local session.
-async fn lost_executor() -> WaError {
+async fn lost_executor(ctx: &SessionContext) -> WaError {
     #[cfg(feature = "cluster")]
-    return crate::cluster::lost_executor().await;
+    return crate::cluster::lost_executor(ctx).await;
     #[cfg(not(feature = "cluster"))]
-    std::future::pending().await
+    {
+        let _ = ctx;
+        std::future::pending().await
+    }
 }
 
 /// A spinner on stderr, shown only on a terminal and after one second.

@@ -144,8 +144,7 @@ fn hint_read_schemas(
 /// The physical rule that gives a cluster's scans their read schemas. A
 /// cluster's plans carry only DataFusion's own listing table, which
 /// declares the vocabulary columns as dictionaries but reads each file as
-/// its footer says (plain strings) and casts every batch: on the 50M-row
-/// log that cast took 7% of the executors' time. The scheduler plans every
+/// its footer says (plain strings) and casts every batch. The scheduler plans every
 /// scan, so this rule, run there, reads each file's footer and gives the
 /// file its read schema, as [`LogTable`] does in one process; the hint
 /// travels with the plan to the executors.

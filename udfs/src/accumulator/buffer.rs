@@ -124,7 +124,7 @@ const NOT_DELIVERED: i64 = i64::MIN;
 
 /// Copies `src` (at most [`INLINE_ID`] bytes) to the start of `dst` with
 /// fixed-size moves that may overlap, where `copy_from_slice` of a
-/// variable length calls `memcpy` (3% of the windowing, once per row).
+/// variable length calls `memcpy` (once per row).
 #[inline]
 fn copy_short(dst: &mut [u8; INLINE_ID], src: &[u8]) {
     let n = src.len();
@@ -391,8 +391,8 @@ impl LogRows {
     /// form's buckets): one counting pass, then each row copied once into a
     /// new buffer at its group's next slot. With few groups every group's
     /// write position stays in the cache, and one sequential read and one
-    /// write per row cost less than the in-place sort's cycles of swaps
-    /// (9% of the windowing), though the new buffer's pages are fresh.
+    /// write per row cost less than the in-place sort's cycles of swaps,
+    /// though the new buffer's pages are fresh.
     fn scatter_by_group(&mut self, groups: usize) -> GroupIndex {
         let n = self.len();
         let mut starts = vec![0usize; groups + 1];

@@ -6,8 +6,7 @@
 //! in DataFusion's hash table (its primitive table: one `UInt32`) and lets
 //! the windowing aggregate split each bucket into its (account, customer)
 //! pairs by sorting, because a hash table of a million customers misses the
-//! cache on almost every row (it was a quarter of the windowing query)
-//! where one of thousands of buckets stays in it. That is a cluster's
+//! cache on almost every row where one of thousands of buckets stays in it. That is a cluster's
 //! plan; in one process the windowing operator computes a bucket of its
 //! own as it codes the keys (`key_coder.rs`).
 

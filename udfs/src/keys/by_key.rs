@@ -3,10 +3,10 @@
 //! the aggregate splits them by the grouping keys it is handed as its first
 //! arguments.
 //!
-//! DataFusion's hash table over a million (account, customer) keys missed
-//! the cache on almost every row: a quarter of the windowing query. Grouped
-//! by (account, bucket) the table stayed in the cache but still hashed and
-//! compared two columns per row (8%); grouped by one `UInt32` bucket of all
+//! DataFusion's hash table over a million (account, customer) keys misses
+//! the cache on almost every row. Grouped by (account, bucket) the table
+//! stays in the cache but still hashes and compares two columns per row;
+//! grouped by one `UInt32` bucket of all
 //! the keys it is DataFusion's primitive table, and the rows a group
 //! gathers are split by their keys where they already sit together, after
 //! the aggregate's sort. The rule in [`crate::optimizer::single_phase`] builds this
@@ -131,7 +131,7 @@ const RECENT_PREFIXES: usize = 16;
 /// One-key prefixes (an account) whose view is inline (equal exactly when
 /// the strings are), with what is known of each: a log interleaves a few
 /// accounts, and comparing a handful of views is faster than hashing
-/// (which was 7% of the windowing query). Prefixes of several keys, or of
+/// them. Prefixes of several keys, or of
 /// long strings, are not kept here.
 #[derive(Debug)]
 pub(crate) struct RecentPrefixes<T>(Vec<(u128, T)>);
@@ -225,8 +225,8 @@ fn side_entry(p: u32, key: Option<&[u8]>, out: &mut Vec<u8>) {
 /// value` (leading zeros count through the length); `None` otherwise.
 ///
 /// Once per row of the windowing, where a byte-at-a-time loop (a multiply
-/// and an add chained through every digit) was most of the key coding's
-/// 11% of the query: keys of 8 bytes or more are checked and converted
+/// and an add chained through every digit) would dominate the key coding:
+/// keys of 8 bytes or more are checked and converted
 /// eight digits at a time in registers (SWAR).
 #[inline]
 pub(crate) fn digits_code(bytes: &[u8]) -> Option<u64> {

@@ -4,8 +4,8 @@
 //! The by-key plan ([`crate::optimizer::by_key_plan`]) otherwise reads the same keys
 //! three times: `wa_customer_key` writes the customer column again without
 //! its `+`, `wa_key_bucket` hashes both keys into a bucket column, and each
-//! partition's aggregate parses them once more into its key code (together
-//! about 12% of the windowing query). In one process the operator does all
+//! partition's aggregate parses them once more into its key code. In one
+//! process the operator does all
 //! three in one sequential pass over each batch, with one key table for all
 //! its partitions, so that a code means the same in each of them.
 

@@ -196,7 +196,7 @@ fn single_phase(
 /// cluster's scans read plain strings (Ballista keeps views out of its
 /// shuffle files), and grouping compares plain strings with a `memcmp`
 /// each, where the view of a short key (an account, a phone number) is
-/// compared as one integer: that was 14% of the executors' time. `None`
+/// compared as one integer. `None`
 /// when no key is a plain string (a local session reads views already).
 fn keys_as_views(
     rows: Arc<dyn ExecutionPlan>,

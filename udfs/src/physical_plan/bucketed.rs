@@ -7,7 +7,7 @@
 //! output partition (`take`), its coalescer copies those into full batches
 //! again, and the aggregate copies each row once more into its row buffer
 //! after looking its bucket up in a hash table: three copies of every
-//! message id, and about 11% of the windowing query in its profile. This
+//! message id. This
 //! operator appends each input batch's rows straight into the row buffer of
 //! the output partition that owns their bucket (`bucket % partitions`; the
 //! group is `bucket / partitions`, so no hash table either). It codes and
