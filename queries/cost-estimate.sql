@@ -6,10 +6,11 @@
 -- table: rates
 -- require-non-null: price where pricing_category unless allow_missing_rates
 --
--- Each unit takes the rate card row in force on its event date (UTC): the
--- latest effective_from on or before it; a row without effective_from
--- applies to every date. Under pmp26 a service message takes the country's
--- utility rate unless the card has a service row for that country.
+-- Each unit takes the rate card row in force on its event date (UTC), per
+-- currency of the card: the latest effective_from on or before it; a row
+-- without effective_from applies to every date. Under pmp26 a service
+-- message takes the country's utility rate unless a service row for the
+-- country is in force in that currency.
 --
 -- Allowances (their own rows, negative billable_messages and cost, so that
 -- the total row is the bill):
@@ -50,27 +51,30 @@ ranked AS (
   )
 ),
 daily AS (
-  SELECT r.account_id, r.country, r.pricing_category,
-         CASE WHEN r.rule_set = 'pmp26' AND r.pricing_category = 'service'
-                   AND s.country IS NULL THEN 'utility'
-              ELSE r.pricing_category END AS rate_category,
-         CAST(r.event_at AS DATE) AS event_date,
+  SELECT account_id, country, pricing_category,
+         rule_set = 'pmp26' AND pricing_category = 'service' AS utility_fallback,
+         CAST(event_at AS DATE) AS event_date,
          count(*) AS messages,
-         count(*) FILTER (WHERE r.free) AS free_messages
-  FROM ranked r
-  LEFT JOIN (SELECT DISTINCT country FROM rate_card WHERE pricing_category = 'service') s
-    ON s.country = r.country
-  WHERE r.event_at >= $month_start
+         count(*) FILTER (WHERE free) AS free_messages
+  FROM ranked
+  WHERE event_at >= $month_start
   GROUP BY 1, 2, 3, 4, 5
 ),
 rated AS (
+  -- Per currency of the card, the row in force on the day: the unit's own
+  -- category first (a pmp26 service message falls back to utility), then
+  -- the latest effective_from. No row in force leaves the price NULL.
   SELECT d.*, c.price, c.currency,
          row_number() OVER (
-           PARTITION BY d.account_id, d.country, d.pricing_category, d.event_date, c.currency
-           ORDER BY c.effective_from DESC NULLS LAST) AS latest
+           PARTITION BY d.account_id, d.country, d.pricing_category, d.utility_fallback,
+                        d.event_date, c.currency
+           ORDER BY CASE WHEN c.pricing_category = d.pricing_category THEN 0 ELSE 1 END,
+                    c.effective_from DESC NULLS LAST) AS latest
   FROM daily d
   LEFT JOIN rate_card c
-    ON c.country = d.country AND c.pricing_category = d.rate_category
+    ON c.country = d.country
+   AND (c.pricing_category = d.pricing_category
+        OR (d.utility_fallback AND c.pricing_category = 'utility'))
    AND (c.effective_from IS NULL OR c.effective_from <= d.event_date)
 ),
 lines AS (

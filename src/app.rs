@@ -9,6 +9,7 @@ use crate::engine::session;
 use crate::error::{Result, WaError};
 
 pub async fn run(cli: Cli) -> Result<()> {
+    crate::engine::signals::install();
     let config = Config::from_args(&cli.global)?;
     run_command(&config, cli.command.unwrap_or(Command::Repl))
         .await

@@ -16,29 +16,9 @@ use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{session, settings};
-use crate::error::{Result, Signal, WaError};
+use super::{session, settings, signals};
+use crate::error::{Result, WaError};
 use crate::output::{BatchSink, Results};
-
-/// The first of SIGINT (Ctrl-C), SIGTERM (`timeout`, cron, systemd) and
-/// SIGHUP (a closed terminal): each stops a running statement the same way.
-async fn stop_signal() -> Signal {
-    use tokio::signal::unix::{signal, SignalKind};
-    async fn received(kind: SignalKind) {
-        match signal(kind) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            // Without a handler the signal keeps its default action.
-            Err(_) => std::future::pending().await,
-        }
-    }
-    tokio::select! {
-        _ = received(SignalKind::interrupt()) => Signal::Interrupt,
-        _ = received(SignalKind::terminate()) => Signal::Terminate,
-        _ = received(SignalKind::hangup()) => Signal::Hangup,
-    }
-}
 
 /// How deep an expression may nest (`1+1+…` nests one level a term).
 /// Planning and optimizing recurse over expressions; far below where they
@@ -56,18 +36,66 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
         .into_iter()
         .collect();
     for (n, statement) in statements.iter().enumerate() {
-        if let Statement::Statement(s) = statement {
-            let mut depth = ExpressionDepth::default();
-            if s.visit(&mut depth).is_break() {
-                return Err(WaError::Input(format!(
-                    "statement {}: an expression nests more than {MAX_EXPRESSION_DEPTH} levels \
-                     deep (a chain like 1+1+… counts a level a term); split it up",
-                    n + 1
-                )));
-            }
+        if too_deep(statement) {
+            return Err(WaError::Input(format!(
+                "statement {}: an expression nests more than {MAX_EXPRESSION_DEPTH} levels \
+                 deep (a chain like 1+1+… counts a level a term, and so does each UNION); \
+                 split it up",
+                n + 1
+            )));
         }
     }
     Ok(statements)
+}
+
+/// Whether a statement nests deeper than [`MAX_EXPRESSION_DEPTH`]: its
+/// expressions, or its chains of set operations, inside `EXPLAIN` and
+/// `COPY` too.
+fn too_deep(statement: &Statement) -> bool {
+    use datafusion::sql::parser::CopyToSource;
+    let query_too_deep = |q: &datafusion::sql::sqlparser::ast::Query| {
+        set_depth(&q.body) > MAX_EXPRESSION_DEPTH
+            || q.visit(&mut ExpressionDepth::default()).is_break()
+    };
+    match statement {
+        Statement::Statement(s) => {
+            if let datafusion::sql::sqlparser::ast::Statement::Query(q) = s.as_ref() {
+                if set_depth(&q.body) > MAX_EXPRESSION_DEPTH {
+                    return true;
+                }
+            }
+            s.visit(&mut ExpressionDepth::default()).is_break()
+        }
+        Statement::Explain(e) => too_deep(&e.statement),
+        Statement::CopyTo(c) => match &c.source {
+            CopyToSource::Query(q) => query_too_deep(q),
+            CopyToSource::Relation(_) => false,
+        },
+        _ => false,
+    }
+}
+
+/// How deep set operations (`UNION`, `EXCEPT`, `INTERSECT`) nest, counted
+/// without recursion so that a long chain cannot overflow the count itself.
+fn set_depth(body: &datafusion::sql::sqlparser::ast::SetExpr) -> usize {
+    use datafusion::sql::sqlparser::ast::SetExpr;
+    let mut deepest = 0;
+    let mut pending = vec![(body, 1usize)];
+    while let Some((e, depth)) = pending.pop() {
+        deepest = deepest.max(depth);
+        if depth > MAX_EXPRESSION_DEPTH {
+            break;
+        }
+        match e {
+            SetExpr::SetOperation { left, right, .. } => {
+                pending.push((left, depth + 1));
+                pending.push((right, depth + 1));
+            }
+            SetExpr::Query(q) => pending.push((&q.body, depth + 1)),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[derive(Default)]
@@ -167,6 +195,22 @@ async fn run_statement(
     params: Option<&ParamValues>,
     sinks: &mut SinkFactory<'_>,
 ) -> Result<u64> {
+    // A signal at any point of the statement, planning included, stops it:
+    // dropping its future drops the stream and the sink, which removes a
+    // temporary output file.
+    let mut running = signals::Running::start();
+    tokio::select! {
+        result = statement_rows(ctx, statement, params, sinks) => result,
+        signal = running.stopped() => Err(WaError::Stopped(signal)),
+    }
+}
+
+async fn statement_rows(
+    ctx: &SessionContext,
+    statement: Statement,
+    params: Option<&ParamValues>,
+    sinks: &mut SinkFactory<'_>,
+) -> Result<u64> {
     let settings_before = settings::settings(ctx);
     let state = ctx.state();
     let mut plan = state.statement_to_plan(statement).await?;
@@ -187,8 +231,6 @@ async fn run_statement(
     let mut progress = Progress::new();
     let mut rows = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let cancel = stop_signal();
-    tokio::pin!(cancel);
     let lost = lost_executor(ctx);
     tokio::pin!(lost);
     loop {
@@ -206,12 +248,6 @@ async fn run_statement(
             error = &mut lost => {
                 progress.finish();
                 return Err(error);
-            }
-            signal = &mut cancel => {
-                progress.finish();
-                // Dropping the stream and the sink cancels the query and
-                // removes a temporary output file.
-                return Err(WaError::Stopped(signal));
             }
         }
     }

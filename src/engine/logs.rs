@@ -137,11 +137,14 @@ fn partition_columns(root: &Path, file: &Path) -> Vec<String> {
     let Ok(rel) = file.strip_prefix(root) else {
         return vec![];
     };
+    // DataFusion reads `key=value` directories only as the leading parts
+    // of a file's path below the root; one deeper does not count.
     let mut cols = vec![];
     if let Some(parent) = rel.parent() {
         for part in parent.components() {
-            if let Some((k, _)) = part.as_os_str().to_string_lossy().split_once('=') {
-                cols.push(k.to_string());
+            match part.as_os_str().to_string_lossy().split_once('=') {
+                Some((k, _)) => cols.push(k.to_string()),
+                None => break,
             }
         }
     }
@@ -198,7 +201,10 @@ fn invalid_utf8_in(file: &Path) -> parquet::errors::Result<Option<String>> {
     for g in 0..metadata.num_row_groups() {
         let group = reader.get_row_group(g)?;
         for (c, column) in columns.iter().enumerate() {
+            // Strings in lists are not the log's columns; they are left to
+            // the reader's own error.
             let is_string = column.physical_type() == Type::BYTE_ARRAY
+                && column.max_rep_level() == 0
                 && (matches!(column.logical_type_ref(), Some(LogicalType::String))
                     || column.converted_type() == ConvertedType::UTF8);
             if !is_string {
@@ -307,12 +313,12 @@ fn table_url(path: &str) -> Result<(ListingTableUrl, Option<PathBuf>)> {
     if !is_glob && !p.exists() {
         return Err(WaError::Input(format!("{path}: no such file or directory")));
     }
-    let abs = if is_glob || p.is_absolute() {
+    let abs = if is_glob {
         PathBuf::from(path)
     } else {
-        std::env::current_dir()
-            .map_err(|e| WaError::io(".", e))?
-            .join(p)
+        // The listing's paths are normalised (no `..`, links resolved), and
+        // the hive keys are read relative to this root.
+        std::fs::canonicalize(p).map_err(|e| WaError::io(path, e))?
     };
     let dir = (!is_glob && abs.is_dir()).then(|| abs.clone());
     let mut s = abs.to_string_lossy().into_owned();

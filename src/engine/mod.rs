@@ -7,4 +7,5 @@ pub mod logs;
 pub mod saved;
 pub mod session;
 pub mod settings;
+pub mod signals;
 pub mod views;

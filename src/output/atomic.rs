@@ -26,6 +26,12 @@ enum Target {
 
 impl Target {
     fn open(path: &Path) -> io::Result<Self> {
+        // `/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N` name a descriptor the
+        // process inherited: written through, never replaced, even when the
+        // shell pointed it at a regular file (`>> log.csv`).
+        if path.starts_with("/dev") || path.starts_with("/proc") {
+            return Ok(Target::Stream(OpenOptions::new().append(true).open(path)?));
+        }
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => Err(io::Error::new(
                 io::ErrorKind::IsADirectory,

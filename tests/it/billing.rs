@@ -454,3 +454,31 @@ fn billable_messages_across_the_second_switch() {
         "rule_set\npmp\npmp26\n"
     );
 }
+
+#[test]
+fn service_falls_back_to_utility_per_currency_and_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    november_2026_log(tmp.path(), false);
+    // A service row in BRL only: USD service takes the USD utility rate.
+    let card = "country,pricing_category,price,currency\n\
+                ID,utility,0.02,USD\nID,utility,0.30,BRL\nID,service,0.05,BRL\n";
+    let (code, out, err) = cost_csv(tmp.path(), card, &["service_allowance=0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("acct-1,ID,service,4,0.0200000000,USD,0.0800000000\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acct-1,ID,service,4,0.0500000000,BRL,0.2000000000\n"),
+        "{out}"
+    );
+    // A service row not yet in force: the utility rate, not a missing one.
+    let card = "country,pricing_category,price,currency,effective_from\n\
+                ID,utility,0.02,USD,\nID,service,0.005,USD,2027-01-01\n";
+    let (code, out, err) = cost_csv(tmp.path(), card, &["service_allowance=0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("acct-1,ID,service,4,0.0200000000,USD,0.0800000000\n"),
+        "{out}"
+    );
+}

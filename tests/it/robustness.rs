@@ -104,6 +104,21 @@ fn files_a_listing_would_skip_fail_naming_them() {
         err.contains("loose.parquet") && err.contains("x.parquet") && err.contains("partitioned"),
         "{err}"
     );
+    // A `key=value` directory below a plain one is not a hive key.
+    let deeper = tmp.path().join("deeper");
+    write_parquet(
+        &deeper.join("month=2024-02/a.parquet"),
+        &pair("+6281200000001", "a"),
+        10,
+    );
+    write_parquet(
+        &deeper.join("old/month=2024-01/b.parquet"),
+        &pair("+6281200000002", "b"),
+        10,
+    );
+    let (code, _, err) = count(&deeper);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("b.parquet"), "{err}");
     // A file's own column named like the hive key in its path.
     let clash = tmp.path().join("clash");
     write_parquet(
@@ -477,6 +492,17 @@ fn deep_or_long_sql_is_a_clean_error() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("nests more than"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(20));
+    // Inside EXPLAIN and COPY, and a long chain of UNIONs, too.
+    let unions = vec!["SELECT 1"; 2_000].join(" UNION ALL ");
+    for sql in [
+        format!("EXPLAIN {long}"),
+        format!("COPY ({long}) TO '/dev/null'"),
+        unions,
+    ] {
+        let (code, _, err) = run(&["query", &sql]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("nests more than"), "{err}");
+    }
     // Ordinary expressions are untouched.
     let (code, out, _) = run(&[
         "query",
@@ -626,4 +652,47 @@ fn a_string_that_is_not_utf8_names_file_column_and_row() {
         err.contains("b.parquet") && err.contains("`message_id`") && err.contains("row 2"),
         "{err}"
     );
+}
+
+#[test]
+fn a_relative_tree_keeps_its_hive_keys_and_dev_stdout_is_appended_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_parquet(
+        &tmp.path().join("logs/month=2024-02/a.parquet"),
+        &pair("+6281200000001", "a"),
+        10,
+    );
+    std::fs::create_dir_all(tmp.path().join("work")).unwrap();
+    let out = wausage()
+        .current_dir(tmp.path().join("work"))
+        .args([
+            "--data",
+            "../logs",
+            "query",
+            "SELECT DISTINCT month FROM messages_raw",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "month\n2024-02\n",
+        "{out:?}"
+    );
+    // `--output /dev/stdout` with stdout on a regular file: appended, not replaced.
+    let log = tmp.path().join("log.csv");
+    std::fs::write(&log, "earlier\n").unwrap();
+    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("wausage"))
+        .args([
+            "--format",
+            "csv",
+            "--output",
+            "/dev/stdout",
+            "query",
+            "SELECT 1 AS one",
+        ])
+        .stdout(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "earlier\none\n1\n");
 }

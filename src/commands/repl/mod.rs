@@ -32,6 +32,8 @@ pub struct Repl {
     /// result is written there, so that a second result cannot silently
     /// replace the first.
     pub output_armed: bool,
+    /// The signal that ended the shell, if one did.
+    pub stopped: Option<crate::error::Signal>,
 }
 
 impl Repl {
@@ -42,6 +44,7 @@ impl Repl {
             quit: false,
             failed: false,
             output_armed: config.output.is_some(),
+            stopped: None,
             config,
         }
     }
@@ -57,9 +60,20 @@ impl Repl {
         } else {
             self.run_sql(input).await
         };
-        if let Err(e) = result {
-            self.failed = true;
-            eprintln!("error: {e}");
+        match result {
+            Ok(()) => {}
+            // SIGTERM or SIGHUP during a statement ends the shell too; Ctrl-C
+            // only cancels the statement.
+            Err(crate::error::WaError::Stopped(signal))
+                if signal != crate::error::Signal::Interrupt =>
+            {
+                self.stopped = Some(signal);
+                self.quit = true;
+            }
+            Err(e) => {
+                self.failed = true;
+                eprintln!("error: {e}");
+            }
         }
     }
 
@@ -190,6 +204,9 @@ async fn run_piped(repl: &mut Repl) -> Result<()> {
     }
     if !buffer.trim().is_empty() {
         repl.handle(&buffer).await;
+    }
+    if let Some(signal) = repl.stopped {
+        return Err(crate::error::WaError::Stopped(signal));
     }
     if repl.failed {
         return Err(crate::error::WaError::Input(

@@ -900,3 +900,25 @@ fn undelivered_messages_come_last_in_id_order_whatever_the_row_order() {
     assert_eq!(order(["C", "A", "B"]), ["D", "A", "B", "C"]);
     assert_eq!(order(["B", "C", "A"]), ["D", "A", "B", "C"]);
 }
+
+#[test]
+fn the_customer_key_is_the_number_without_blanks_and_plus() {
+    for form in [
+        "+6281234567890",
+        "6281234567890",
+        " +6281234567890 ",
+        "+6281234567890\n",
+        "++6281234567890",
+        "\t++6281234567890\r\n",
+    ] {
+        let key = customer_key(form);
+        assert_eq!(key, "6281234567890", "{form:?}");
+        assert_eq!(customer_key(key), key);
+        assert_eq!(customer_key_bytes(form.as_bytes()), key.as_bytes());
+    }
+    assert_eq!(
+        customer_key("62 81"),
+        "62 81",
+        "inner blanks stay: not a number"
+    );
+}
