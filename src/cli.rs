@@ -45,10 +45,16 @@ pub fn parse_size(s: &str) -> Result<usize, WaError> {
         .trim()
         .parse()
         .map_err(|_| WaError::Usage(format!("bad size {s:?}: use e.g. 512m or 2g")))?;
-    if n.is_nan() || n <= 0.0 {
-        return Err(WaError::Usage(format!("bad size {s:?}: must be positive")));
+    // At least one byte, and a number of bytes this machine can count
+    // (`0.5`, `1e400` and `nan` are not sizes).
+    let bytes = n * mult as f64;
+    if !(bytes >= 1.0 && bytes < usize::MAX as f64) {
+        return Err(WaError::Usage(format!(
+            "bad size {s:?}: must be between 1 byte and {}",
+            usize::MAX
+        )));
     }
-    Ok((n * mult as f64) as usize)
+    Ok(bytes as usize)
 }
 
 /// The smallest `--memory-limit` a query runs in: below it even a plain
@@ -276,6 +282,9 @@ mod tests {
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0").is_err());
+        for not_a_size in ["0.5", ".6", "1e400", "nan", "inf", "-2g"] {
+            assert!(parse_size(not_a_size).is_err(), "{not_a_size}");
+        }
         assert!(parse_memory_limit("1k").is_err());
         assert_eq!(parse_memory_limit("32m").unwrap(), MIN_MEMORY_LIMIT);
     }
