@@ -9,17 +9,6 @@ use predicates::prelude::*;
 
 use crate::common::*;
 
-fn wausage() -> Command {
-    let mut c = Command::cargo_bin("wausage").unwrap();
-    c.env_remove("WAUSAGE_DATA")
-        .env_remove("WAUSAGE_RULES")
-        .env(
-            "XDG_CONFIG_HOME",
-            std::env::temp_dir().join("wausage-test-config"),
-        );
-    c
-}
-
 fn small_log(dir: &Path) {
     let mut rows = parse_events(
         "in@0, F@1, T:m@2, T:u@3 x",

@@ -164,6 +164,19 @@ pub fn write_split(dir: &Path, rows: &[LogRow], files: usize, row_group: usize) 
     dir.to_path_buf()
 }
 
+/// The binary, with the environment a user's shell might set removed and a
+/// config directory of the tests' own.
+pub fn wausage() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("wausage").unwrap();
+    c.env_remove("WAUSAGE_DATA")
+        .env_remove("WAUSAGE_RULES")
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("wausage-test-config"),
+        );
+    c
+}
+
 pub fn config(data: &Path, partitions: usize, rules: RuleChoice) -> Config {
     Config {
         data: data.to_string_lossy().into_owned(),

@@ -77,7 +77,8 @@ fn log() -> impl Strategy<Value = Vec<LogRow>> {
 /// (account, customer, category, opened_at ms, opening id).
 type Conversations = BTreeSet<(String, String, String, i64, String)>;
 
-fn core(rows: &[LogRow]) -> Conversations {
+/// The log's (account, customer key) pairs, each with its rows.
+fn pairs(rows: &[LogRow]) -> Vec<(String, String, Vec<&LogRow>)> {
     let mut keys: Vec<(String, String)> = rows
         .iter()
         .map(|r| {
@@ -89,12 +90,20 @@ fn core(rows: &[LogRow]) -> Conversations {
         .collect();
     keys.sort();
     keys.dedup();
+    keys.into_iter()
+        .map(|(account, customer)| {
+            let pair = rows
+                .iter()
+                .filter(|r| r.account_id == account && customer_key(&r.customer_id) == customer)
+                .collect();
+            (account, customer, pair)
+        })
+        .collect()
+}
+
+fn core(rows: &[LogRow]) -> Conversations {
     let mut out = BTreeSet::new();
-    for (account, customer) in keys {
-        let pair: Vec<&LogRow> = rows
-            .iter()
-            .filter(|r| r.account_id == account && customer_key(&r.customer_id) == customer)
-            .collect();
+    for (account, customer, pair) in pairs(rows) {
         let outcomes = core_outcomes(&pair);
         for m in &outcomes {
             if let Some((c, _)) = m.conversation {
@@ -115,23 +124,8 @@ fn core(rows: &[LogRow]) -> Conversations {
 type Priced = BTreeSet<(String, String, String, String, String)>;
 
 fn core_pricing(rows: &[LogRow], choice: RuleChoice) -> Priced {
-    let mut keys: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.account_id.clone(),
-                customer_key(&r.customer_id).to_string(),
-            )
-        })
-        .collect();
-    keys.sort();
-    keys.dedup();
     let mut out = BTreeSet::new();
-    for (account, customer) in keys {
-        let pair: Vec<&LogRow> = rows
-            .iter()
-            .filter(|r| r.account_id == account && customer_key(&r.customer_id) == customer)
-            .collect();
+    for (_, _, pair) in pairs(rows) {
         for m in core_outcomes_by(&pair, choice) {
             if let Some(p) = m.pricing {
                 out.insert((

@@ -6,20 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
-
 use crate::common::*;
-
-fn wausage() -> Command {
-    let mut c = Command::cargo_bin("wausage").unwrap();
-    c.env_remove("WAUSAGE_DATA")
-        .env_remove("WAUSAGE_RULES")
-        .env(
-            "XDG_CONFIG_HOME",
-            std::env::temp_dir().join("wausage-test-config"),
-        );
-    c
-}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = wausage().args(args).output().unwrap();
