@@ -53,26 +53,27 @@ pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
 /// `COPY` too.
 fn too_deep(statement: &Statement) -> bool {
     use datafusion::sql::parser::CopyToSource;
-    let query_too_deep = |q: &datafusion::sql::sqlparser::ast::Query| {
-        set_depth(&q.body) > MAX_EXPRESSION_DEPTH
-            || q.visit(&mut ExpressionDepth::default()).is_break()
-    };
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    // Set operations first: a chain too long is not visited at all.
+    let chain_too_long =
+        |q: &datafusion::sql::sqlparser::ast::Query| set_depth(&q.body) > MAX_EXPRESSION_DEPTH;
     match statement {
-        Statement::Statement(s) => {
-            if let datafusion::sql::sqlparser::ast::Statement::Query(q) = s.as_ref() {
-                if set_depth(&q.body) > MAX_EXPRESSION_DEPTH {
-                    return true;
-                }
-            }
-            s.visit(&mut ExpressionDepth::default()).is_break()
-        }
+        Statement::Statement(s) => match s.as_ref() {
+            Sql::Query(q) if chain_too_long(q) => true,
+            other => nests_too_deep(other),
+        },
         Statement::Explain(e) => too_deep(&e.statement),
         Statement::CopyTo(c) => match &c.source {
-            CopyToSource::Query(q) => query_too_deep(q),
+            CopyToSource::Query(q) => chain_too_long(q) || nests_too_deep(q.as_ref()),
             CopyToSource::Relation(_) => false,
         },
         _ => false,
     }
+}
+
+/// Whether an expression in `node` nests deeper than [`MAX_EXPRESSION_DEPTH`].
+fn nests_too_deep(node: &impl Visit) -> bool {
+    node.visit(&mut ExpressionDepth::default()).is_break()
 }
 
 /// How deep set operations (`UNION`, `EXCEPT`, `INTERSECT`) nest, counted
