@@ -42,8 +42,8 @@ fn main() -> ExitCode {
 
 /// Two malloc arenas rather than glibc's default of eight per core. Query
 /// threads free batches that other threads allocated; with an arena per
-/// thread, memory freed in one arena was handed back to the kernel while
-/// another asked for fresh pages, and zeroing fresh pages is costly on
+/// thread, memory freed in one arena goes back to the kernel while another
+/// asks for fresh pages, and zeroing fresh pages is costly on
 /// virtual machines. Two arenas keep freed memory for reuse.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

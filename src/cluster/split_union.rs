@@ -4,8 +4,8 @@
 //! distributed job: each task of a union stage is meant to run one
 //! branch's partition, but branches whose partitions cannot be narrowed
 //! (a single-partition shuffle reader, a placeholder row) run in every task,
-//! and rows of other branches go missing (measured here: a per-account
-//! count UNION ALL a total came back as one account and four totals; see
+//! and rows of other branches go missing (a per-account count UNION ALL a
+//! total comes back as one account and four totals; see
 //! apache/datafusion-ballista#2067 and #2184 for the family of bugs). An
 //! exact answer matters more than one job, so a plan that contains a UNION
 //! is split: every union-free subtree under it runs on the cluster as its

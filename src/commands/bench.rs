@@ -1,4 +1,4 @@
-//! `wausage bench`: the performance targets of the scale issue, measured.
+//! `wausage bench`: the windowing's cost against a plain GROUP BY.
 //! Generates the benchmark log when missing, then times the windowing query
 //! against a plain per-customer GROUP BY on the same files, interleaved,
 //! each run in a fresh session (nothing cached), prints medians and the

@@ -1017,6 +1017,12 @@ impl<O: PairOutput> GroupsAccumulator for WindowingGroups<O> {
     }
 }
 
+/// Builds a windowing aggregate's [`RowsAccumulator`] from the aggregate's
+/// arguments: what an operator that feeds rows by index needs of each
+/// aggregate ([`crate::functions::windowing`] lists one per function).
+pub type RowsAccumulatorFactory =
+    fn(&datafusion::logical_expr::function::AccumulatorArgs) -> Result<Box<dyn RowsAccumulator>>;
+
 /// A windowing aggregate fed a batch's rows by index, without copying them
 /// into a batch of their own first ([`crate::physical_plan::bucketed::BucketedWindowingExec`]).
 pub trait RowsAccumulator: Send + std::fmt::Debug {

@@ -11,3 +11,4 @@ pub mod wa_key_bucket;
 pub mod wa_label;
 pub mod wa_messages;
 pub mod wa_row_code;
+pub mod windowing;

@@ -86,7 +86,7 @@ impl AggregateUDFImpl for WaConversationCount {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup(self.groups(&args)?)))
+        Ok(Box::new(SingleGroup(groups(&args)?)))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -97,7 +97,7 @@ impl AggregateUDFImpl for WaConversationCount {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(self.keyed_groups(&args)?))
+        Ok(Box::new(keyed_groups(&args)?))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -105,44 +105,37 @@ impl AggregateUDFImpl for WaConversationCount {
     }
 }
 
-impl WaConversationCount {
-    /// The accumulator, in the by-key form when `args` are it.
-    pub(crate) fn keyed_groups(
-        &self,
-        args: &AccumulatorArgs,
-    ) -> Result<WindowingGroups<CountOutput>> {
-        Ok(self
-            .groups(args)?
-            .with_arg_types(&crate::keys::by_key::arg_types(args)))
-    }
+/// The accumulator, in the by-key form when `args` are it.
+pub(crate) fn keyed_groups(args: &AccumulatorArgs) -> Result<WindowingGroups<CountOutput>> {
+    Ok(groups(args)?.with_arg_types(&crate::keys::by_key::arg_types(args)))
+}
 
-    fn groups(&self, args: &AccumulatorArgs) -> Result<WindowingGroups<CountOutput>> {
-        let only = match args.exprs.get(trailing_arg(args)) {
-            None => None,
-            Some(e) => {
-                let name = constant_string(e, "only_category")?;
-                match ConversationCategory::ALL
-                    .iter()
-                    .find(|c| c.as_str() == name)
-                {
-                    Some(c) => Some(*c),
-                    None => {
-                        return plan_err!(
-                            "wa_conversation_count: unknown category {name:?}; \
-                             expected marketing, utility, authentication, service or free_entry"
-                        )
-                    }
+fn groups(args: &AccumulatorArgs) -> Result<WindowingGroups<CountOutput>> {
+    let only = match args.exprs.get(trailing_arg(args)) {
+        None => None,
+        Some(e) => {
+            let name = constant_string(e, "only_category")?;
+            match ConversationCategory::ALL
+                .iter()
+                .find(|c| c.as_str() == name)
+            {
+                Some(c) => Some(*c),
+                None => {
+                    return plan_err!(
+                        "wa_conversation_count: unknown category {name:?}; \
+                         expected marketing, utility, authentication, service or free_entry"
+                    )
                 }
             }
-        };
-        Ok(WindowingGroups::new(
-            RuleChoice::Auto,
-            CountOutput {
-                only,
-                counts: vec![],
-            },
-        ))
-    }
+        }
+    };
+    Ok(WindowingGroups::new(
+        RuleChoice::Auto,
+        CountOutput {
+            only,
+            counts: vec![],
+        },
+    ))
 }
 
 #[derive(Debug)]

@@ -99,7 +99,7 @@ impl AggregateUDFImpl for WaConversations {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(SingleGroup(self.groups())))
+        Ok(Box::new(SingleGroup(groups())))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -110,7 +110,7 @@ impl AggregateUDFImpl for WaConversations {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(self.keyed_groups(&args)))
+        Ok(Box::new(keyed_groups(&args)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -118,19 +118,13 @@ impl AggregateUDFImpl for WaConversations {
     }
 }
 
-impl WaConversations {
-    /// The accumulator, in the by-key form when `args` are it.
-    pub(crate) fn keyed_groups(
-        &self,
-        args: &AccumulatorArgs,
-    ) -> WindowingGroups<ConversationsOutput> {
-        self.groups()
-            .with_arg_types(&crate::keys::by_key::arg_types(args))
-    }
+/// The accumulator, in the by-key form when `args` are it.
+pub(crate) fn keyed_groups(args: &AccumulatorArgs) -> WindowingGroups<ConversationsOutput> {
+    groups().with_arg_types(&crate::keys::by_key::arg_types(args))
+}
 
-    fn groups(&self) -> WindowingGroups<ConversationsOutput> {
-        WindowingGroups::new(RuleChoice::Auto, ConversationsOutput::default())
-    }
+fn groups() -> WindowingGroups<ConversationsOutput> {
+    WindowingGroups::new(RuleChoice::Auto, ConversationsOutput::default())
 }
 
 /// Builds the list of conversation structs, one list per group.

@@ -24,8 +24,8 @@ use crate::rules::customer_key_bytes;
 /// Side tables for the keys a code cannot hold inline (keys that are not
 /// digit strings of up to 15 bytes, nulls, and every key of an account
 /// after the 512th), spread by the key's hash so that input tasks coding
-/// such keys on every row rarely wait for each other (one table made a
-/// log of non-numeric customer ids 1.38x slower).
+/// such keys on every row rarely wait for each other (with one table, a
+/// log of non-numeric customer ids spends its time waiting on the lock).
 const SIDE_TABLES: usize = 64;
 /// A side code is `SIDE | table << SIDE_TABLE_SHIFT | index in the table`.
 const SIDE_TABLE_SHIFT: u32 = 56;

@@ -35,6 +35,7 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use crate::functions::wa_customer_key::WaCustomerKey;
 use crate::functions::wa_key_bucket::wa_key_bucket_udf;
+use crate::functions::windowing::windowing_aggregate;
 use crate::physical_plan::bucketed::{BucketedWindowingExec, CodedKeys};
 
 /// A grouping key and its output name.
@@ -104,9 +105,12 @@ fn in_process_windowing(
     let schema = rows.schema();
     let mut by_key = vec![];
     for a in aggr_expr {
+        let Some(windowing) = windowing_aggregate(a.fun().name()) else {
+            return Ok(None);
+        };
         let mut args = key_exprs.to_vec();
         args.extend(a.expressions());
-        by_key.push(with_args(a, args, &schema)?);
+        by_key.push((with_args(a, args, &schema)?, windowing.rows_accumulator));
     }
     let keys = CodedKeys {
         keys: key_exprs.len(),

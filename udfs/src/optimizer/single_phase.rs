@@ -29,11 +29,9 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use crate::functions::wa_row_code::wa_row_code_udf;
+use crate::functions::windowing::windowing_aggregate;
 use crate::log::columns::{COMPACT_ARGS, LOG_ARGS};
 use crate::optimizer::by_key_plan::{by_key_plan, with_args};
-
-/// The aggregates whose partial phase only copies rows.
-const ROW_BUFFERING: [&str; 3] = ["wa_conversations", "wa_conversation_count", "wa_messages"];
 
 /// The rule; add it after DataFusion's own (`SessionStateBuilder::with_physical_optimizer_rule`).
 #[derive(Debug)]
@@ -129,7 +127,7 @@ fn single_phase(
         && partial
             .aggr_expr()
             .iter()
-            .all(|a| ROW_BUFFERING.contains(&a.fun().name()));
+            .all(|a| windowing_aggregate(a.fun().name()).is_some());
     let group_by = partial.group_expr();
     if *partial.mode() != AggregateMode::Partial
         || !only_windowing

@@ -55,10 +55,7 @@ use datafusion::physical_plan::{
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 
-use crate::accumulator::buffer::{RowsAccumulator, SpareRows};
-use crate::functions::wa_conversation_count::WaConversationCount;
-use crate::functions::wa_conversations::WaConversations;
-use crate::functions::wa_messages::WaMessages;
+use crate::accumulator::buffer::{RowsAccumulator, RowsAccumulatorFactory, SpareRows};
 use crate::keys::hash::KEY_BUCKETS;
 use crate::keys::key_coder::{KeyCoder, SharedKeyCodes};
 use crate::log::columns;
@@ -82,6 +79,9 @@ pub struct BucketedWindowingExec {
     input: Arc<dyn ExecutionPlan>,
     keys: CodedKeys,
     aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    /// What builds each aggregate's accumulator, handed over by the plan
+    /// that chose the aggregates ([`crate::functions::windowing`]).
+    factories: Vec<RowsAccumulatorFactory>,
     partitions: usize,
     schema: SchemaRef,
     cache: Arc<PlanProperties>,
@@ -99,20 +99,17 @@ pub struct BucketedWindowingExec {
 }
 
 impl BucketedWindowingExec {
-    /// `aggr_expr` are by-key windowing aggregates over `input`'s columns,
-    /// each led by the same `keys`; `None` when one of them is not.
+    /// `aggregates` are by-key windowing aggregates over `input`'s columns,
+    /// each led by the same `keys`, with what builds its accumulator;
+    /// `None` when their keys differ.
     pub fn try_new(
         input: Arc<dyn ExecutionPlan>,
         keys: CodedKeys,
-        aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+        aggregates: Vec<(Arc<AggregateFunctionExpr>, RowsAccumulatorFactory)>,
         partitions: usize,
     ) -> Result<Option<Self>> {
         let input_schema = input.schema();
-        for a in &aggr_expr {
-            if rows_accumulator(a, &input_schema)?.is_none() {
-                return Ok(None);
-            }
-        }
+        let (aggr_expr, factories): (Vec<_>, Vec<_>) = aggregates.into_iter().unzip();
         if keys.keys == 0 || !share_keys(&aggr_expr, keys.keys, &input_schema)? {
             return Ok(None);
         }
@@ -132,6 +129,7 @@ impl BucketedWindowingExec {
             fields_read: vec![None; aggr_expr.len()],
             flat: false,
             aggr_expr,
+            factories,
             partitions,
             schema,
             cache,
@@ -180,7 +178,8 @@ impl BucketedWindowingExec {
 
     /// The same operator over `input`, not yet run.
     fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
-        let mut exec = Self::try_new(input, self.keys, self.aggr_expr.clone(), self.partitions)?
+        let aggregates = self.aggr_expr.iter().cloned().zip(self.factories.clone());
+        let mut exec = Self::try_new(input, self.keys, aggregates.collect(), self.partitions)?
             .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
         exec.fields_read = self.fields_read.clone();
         if self.flat {
@@ -245,12 +244,12 @@ fn share_keys(
     Ok(true)
 }
 
-/// The accumulator a windowing aggregate feeds by row index; `None` for
-/// any other aggregate.
+/// The accumulator of aggregate `a`, built by `factory` from its arguments.
 fn rows_accumulator(
     a: &AggregateFunctionExpr,
+    factory: RowsAccumulatorFactory,
     schema: &Schema,
-) -> Result<Option<Box<dyn RowsAccumulator>>> {
+) -> Result<Box<dyn RowsAccumulator>> {
     let exprs = a.expressions();
     let expr_fields = exprs
         .iter()
@@ -267,18 +266,7 @@ fn rows_accumulator(
         is_distinct: a.is_distinct(),
         exprs: &exprs,
     };
-    let f = a.fun().inner();
-    Ok(if let Some(f) = f.downcast_ref::<WaConversations>() {
-        Some(Box::new(f.keyed_groups(&args)))
-    } else if let Some(f) = f.downcast_ref::<WaConversationCount>() {
-        Some(Box::new(f.keyed_groups(&args)?))
-    } else if f.downcast_ref::<WaMessages>().is_some() {
-        Some(Box::new(crate::functions::wa_messages::keyed_groups(
-            &args,
-        )?))
-    } else {
-        None
-    })
+    factory(&args)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -343,11 +331,10 @@ impl Running {
             let accumulators = exec
                 .aggr_expr
                 .iter()
+                .zip(&exec.factories)
                 .zip(&exec.fields_read)
-                .map(|(a, fields)| {
-                    let mut accumulator = rows_accumulator(a, &input_schema)?.ok_or_else(|| {
-                        exec_datafusion_err!("{} is not a windowing aggregate", a.name())
-                    })?;
+                .map(|((a, factory), fields)| {
+                    let mut accumulator = rows_accumulator(a, *factory, &input_schema)?;
                     if let Some(fields) = fields {
                         accumulator.build_only(fields);
                     }
