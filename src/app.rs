@@ -31,7 +31,8 @@ fn explain(error: WaError, config: &Config) -> WaError {
 async fn run_command(config: &Config, command: Command) -> Result<()> {
     let config = config.clone();
     match command {
-        Command::Generate(args) => run_generate(&args),
+        Command::Generate(args) => run_generate(&config, &args).await,
+        Command::Ingest(args) => commands::ingest::run(&args),
         Command::Queries => commands::queries::list(&config),
         Command::Report {
             month,
@@ -99,7 +100,7 @@ fn not_built() -> WaError {
     WaError::Usage("this wausage was built without the `cluster` feature".into())
 }
 
-fn run_generate(args: &GenerateArgs) -> Result<()> {
+async fn run_generate(config: &Config, args: &GenerateArgs) -> Result<()> {
     let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d").map_err(|_| {
         WaError::Usage(format!(
             "--start: expected YYYY-MM-DD, got {:?}",
@@ -116,6 +117,7 @@ fn run_generate(args: &GenerateArgs) -> Result<()> {
         days: args.days,
         partition_by_month: args.partition_by_month,
         rows_per_file: args.rows_per_file,
+        whole_seconds: args.webhooks.is_some(),
     };
     let t = std::time::Instant::now();
     let summary = generate::generate(&opts)?;
@@ -127,5 +129,22 @@ fn run_generate(args: &GenerateArgs) -> Result<()> {
         args.out.display(),
         t.elapsed().as_secs_f64()
     );
+    if let Some(dir) = &args.webhooks {
+        let t = std::time::Instant::now();
+        let log = Config {
+            data: args.out.display().to_string(),
+            ..config.clone()
+        };
+        let ctx = session::build_session(&log).await?;
+        let emitted = crate::ingest::emit::write_webhooks(&ctx, dir).await?;
+        eprintln!(
+            "wrote {} messages as {} webhook events in {} files (and sends.csv) to {} in {:.1} s",
+            emitted.messages,
+            emitted.events,
+            emitted.files.len() - 1,
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
 }

@@ -168,7 +168,8 @@ pub enum Command {
         /// A parameter, as key=value (repeatable)
         #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
         params: Vec<String>,
-        /// Exit with code 3 when a row's quota_used_pct or projected_pct reaches PCT
+        /// Exit with code 3 when a row's quota_used_pct or projected_pct reaches PCT,
+        /// or its differing_pct (the reconcile queries) exceeds it
         #[arg(long, value_name = "PCT", value_parser = percentage)]
         alert_at: Option<f64>,
     },
@@ -188,6 +189,8 @@ pub enum Command {
     },
     /// Write a synthetic message log as Parquet
     Generate(GenerateArgs),
+    /// Fold webhook files (NDJSON, plain or gzip) into a message log
+    Ingest(IngestArgs),
     /// Time the windowing against a plain GROUP BY on a generated log
     Bench(BenchArgs),
     /// Start a cluster scheduler (Apache Ballista) that knows every wausage function
@@ -248,6 +251,29 @@ pub struct GenerateArgs {
     /// Rows per Parquet file
     #[arg(long, value_name = "N")]
     pub rows_per_file: Option<u64>,
+    /// Also write the log's traffic as webhook files (gzip NDJSON, a file a
+    /// day) and its sends file, labelled as our rules price it: input to
+    /// try `ingest` and the reconcile queries on. The log's times are then
+    /// whole seconds, as webhooks carry them
+    #[arg(long, value_name = "DIR")]
+    pub webhooks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Webhook files: one Cloud API POST body a line, plain or gzip
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The log's directory: month=YYYY-MM/ partitions, re-folded on later runs
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The business's sends file (CSV, NDJSON or Parquet): message_id,
+    /// message_type, category[, template_name, sent_at]
+    #[arg(long, value_name = "FILE")]
+    pub sends: Option<PathBuf>,
+    /// Any reject fails the run (exit 1) and nothing is written
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +294,10 @@ pub struct BenchArgs {
     /// (a scheduler and 2 executors, child processes of this binary)
     #[arg(long)]
     pub local_cluster: bool,
+    /// Time `ingest` on the log's webhooks (written beside it when missing):
+    /// MB/s of NDJSON and peak memory
+    #[arg(long, conflicts_with = "local_cluster")]
+    pub ingest: bool,
 }
 
 #[cfg(test)]

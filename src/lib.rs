@@ -12,4 +12,5 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod ingest;
 pub mod output;

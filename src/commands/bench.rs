@@ -196,6 +196,9 @@ pub fn ensure_log(args: &BenchArgs) -> Result<()> {
 
 pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     ensure_log(args)?;
+    if args.ingest {
+        return crate::commands::bench_ingest::run(config, args).await;
+    }
     if args.local_cluster {
         return local_vs_cluster(config, args).await;
     }

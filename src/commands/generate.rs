@@ -45,6 +45,9 @@ pub struct GenerateOptions {
     pub partition_by_month: bool,
     /// Rows (duplicates included) per file; default 2,000,000.
     pub rows_per_file: Option<u64>,
+    /// Times in whole seconds, as webhooks carry them, so that the log's
+    /// webhooks fold back into the same log (`generate --webhooks`).
+    pub whole_seconds: bool,
 }
 
 impl Default for GenerateOptions {
@@ -59,6 +62,7 @@ impl Default for GenerateOptions {
             days: 28,
             partition_by_month: false,
             rows_per_file: None,
+            whole_seconds: false,
         }
     }
 }
@@ -402,6 +406,7 @@ struct Row {
 /// Everything fixed before generation: time slices, their message budgets, the customers.
 struct Plan {
     seed: u64,
+    whole_seconds: bool,
     id_key: u64,
     start: i64,
     end: i64,
@@ -471,6 +476,7 @@ impl Plan {
         }
         Ok(Plan {
             seed: o.seed,
+            whole_seconds: o.whole_seconds,
             id_key: mix(o.seed ^ 0x1D5),
             start,
             end: start + hours as i64 * HOUR,
@@ -618,14 +624,17 @@ impl Plan {
             template.append_option(template_name(r.kind, r.no));
         }
         let ts = |v: TimestampMicrosecondArray| Arc::new(v.with_timezone("UTC")) as ArrayRef;
+        // Flooring keeps every delivery at or after its send.
+        let unit = if self.whole_seconds { SEC } else { 1 };
+        let at = |t: i64| t - t.rem_euclid(unit);
         let mut arrays: Vec<ArrayRef> =
             cols.iter_mut().map(|b| Arc::new(b.finish()) as _).collect();
         arrays.push(ts(TimestampMicrosecondArray::from_iter_values(
-            rows.iter().map(|r| r.sent),
+            rows.iter().map(|r| at(r.sent)),
         )));
         arrays.push(ts(rows
             .iter()
-            .map(|r| (r.delivered != NULL_TS).then_some(r.delivered))
+            .map(|r| (r.delivered != NULL_TS).then(|| at(r.delivered)))
             .collect()));
         arrays.push(Arc::new(entry.finish()));
         arrays.push(Arc::new(phone_number.finish()));

@@ -108,7 +108,7 @@ pub async fn run(
         match breaches.watched() {
             alert::Watched::NoColumn => {
                 return Err(WaError::Usage(format!(
-                    "--alert-at: {} has no quota_used_pct or projected_pct column to watch",
+                    "--alert-at: {} has no quota_used_pct, projected_pct or differing_pct column to watch",
                     query.name
                 )))
             }

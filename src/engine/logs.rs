@@ -460,7 +460,8 @@ pub async fn register_log(
     })
 }
 
-/// Registers an auxiliary table (`--table NAME=PATH`): Parquet or CSV.
+/// Registers an auxiliary table (`--table NAME=PATH`): Parquet, CSV, or
+/// the platform's `pricing_analytics` response (`.json`).
 pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
     let (name, path) = spec
         .split_once('=')
@@ -485,9 +486,12 @@ pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
             datafusion::prelude::ParquetReadOptions::default(),
         )
         .await?;
+    } else if lower.ends_with(".json") {
+        crate::engine::pricing_analytics::register(ctx, name, path)?;
     } else {
         return Err(WaError::Usage(format!(
-            "--table {name}={path}: expected a .csv or .parquet file"
+            "--table {name}={path}: expected a .csv or .parquet file, or a \
+             pricing_analytics response (.json)"
         )));
     }
     if name == "rates" {

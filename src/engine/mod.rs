@@ -4,6 +4,7 @@
 pub mod exec;
 pub mod log_table;
 pub mod logs;
+pub mod pricing_analytics;
 pub mod saved;
 pub mod session;
 pub mod settings;

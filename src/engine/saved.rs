@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::{Result, WaError};
 
 /// The built-in queries, in listing order.
-pub const BUILT_IN: [(&str, &str); 7] = [
+pub const BUILT_IN: [(&str, &str); 10] = [
     (
         "monthly-utilization",
         include_str!("../../queries/monthly-utilization.sql"),
@@ -52,6 +52,15 @@ pub const BUILT_IN: [(&str, &str); 7] = [
     (
         "cost-estimate",
         include_str!("../../queries/cost-estimate.sql"),
+    ),
+    ("reconcile", include_str!("../../queries/reconcile.sql")),
+    (
+        "reconcile-messages",
+        include_str!("../../queries/reconcile-messages.sql"),
+    ),
+    (
+        "reconcile-daily",
+        include_str!("../../queries/reconcile-daily.sql"),
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! Watches a saved query's rows as they stream to the output.
-//! `--alert-at PCT` remembers every row whose `quota_used_pct` or
-//! `projected_pct` reaches the threshold, so a cron job gets exit code 3;
+//! `--alert-at PCT` remembers every row whose `quota_used_pct`,
+//! `projected_pct` or `differing_pct` (the reconcile queries) reaches the
+//! threshold, so a cron job gets exit code 3;
 //! a query's `require-non-null` column (a rate) fails the run when empty.
 
 use std::sync::{Arc, Mutex};
@@ -49,8 +50,20 @@ impl Breaches {
     }
 }
 
-/// The columns `--alert-at` watches.
-const WATCHED: [&str; 2] = ["quota_used_pct", "projected_pct"];
+/// The columns `--alert-at` watches, and whether a value alerts when it
+/// reaches the threshold or only when it exceeds it: a quota is used up at
+/// 100%, while `--alert-at 0` on a reconcile means "any difference".
+const WATCHED: [(&str, Reach); 3] = [
+    ("quota_used_pct", Reach::AtLeast),
+    ("projected_pct", Reach::AtLeast),
+    ("differing_pct", Reach::Above),
+];
+
+#[derive(Clone, Copy)]
+enum Reach {
+    AtLeast,
+    Above,
+}
 
 pub struct AlertSink {
     inner: Box<dyn BatchSink>,
@@ -65,7 +78,10 @@ impl AlertSink {
         threshold: f64,
         breaches: Breaches,
     ) -> Self {
-        if WATCHED.iter().any(|c| schema.field_with_name(c).is_ok()) {
+        if WATCHED
+            .iter()
+            .any(|(c, _)| schema.field_with_name(c).is_ok())
+        {
             breaches.saw(Watched::NoValue);
         }
         Self {
@@ -80,7 +96,7 @@ impl AlertSink {
             .column_by_name("account_id")
             .map(|a| cast(a, &DataType::Utf8))
             .transpose()?;
-        for column in WATCHED {
+        for (column, reach) in WATCHED {
             let Some(values) = batch.column_by_name(column) else {
                 continue;
             };
@@ -92,7 +108,12 @@ impl AlertSink {
                 Watched::NoValue
             });
             for i in 0..values.len() {
-                if values.is_valid(i) && values.value(i) >= self.threshold {
+                let v = values.value(i);
+                let breached = match reach {
+                    Reach::AtLeast => v >= self.threshold,
+                    Reach::Above => v > self.threshold,
+                };
+                if values.is_valid(i) && breached {
                     let who = match &account {
                         Some(a) if a.is_valid(i) => {
                             format!("account {}", a.as_string::<i32>().value(i))
@@ -100,8 +121,11 @@ impl AlertSink {
                         _ => "the total".to_string(),
                     };
                     self.breaches.0.lock().expect("not poisoned").push(format!(
-                        "{who}: {column} {:.2} reached {}",
-                        values.value(i),
+                        "{who}: {column} {v:.2} {} {}",
+                        match reach {
+                            Reach::AtLeast => "reached",
+                            Reach::Above => "exceeds",
+                        },
                         self.threshold
                     ));
                 }

@@ -6,6 +6,7 @@ mod cli;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod common;
+mod ingest;
 mod properties;
 mod report_page;
 mod reports;
