@@ -128,7 +128,7 @@ pub async fn run(
             eprintln!("alert: {a}");
         }
         return Err(WaError::Alert(format!(
-            "{} row(s) reached the threshold",
+            "{} row(s) at or past the threshold",
             alerts.len()
         )));
     }

@@ -345,19 +345,18 @@ impl Folded {
     }
 
     /// When the message happened, for the month it is kept in: its row's
-    /// time, or for a message without a row its earliest event.
+    /// `sent_at` when it has a row, else its earliest time.
     pub fn event_at(&self) -> i64 {
-        match self.row() {
-            Ok(row) => row.sent_at,
-            Err(_) => [
-                self.received_at,
-                self.first_status_at,
-                self.send.as_ref().and_then(|s| s.sent_at),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(0),
+        let sent = self.send.as_ref().and_then(|s| s.sent_at);
+        let outbound = sent.or(self.sent_status_at).or(self.first_status_at);
+        match (self.received_at, outbound) {
+            (Some(received), None) => received,
+            (None, Some(sent)) => sent,
+            (a, b) => [a, b, self.first_status_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(0),
         }
     }
 }

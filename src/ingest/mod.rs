@@ -191,6 +191,164 @@ fn open_lines(path: &Path) -> Result<Box<dyn BufRead>> {
     })
 }
 
+/// What the files' lines fold to, before the kept state is merged in.
+#[derive(Default)]
+struct Folding {
+    pending: HashMap<String, Pending>,
+    rejects: Vec<Reject>,
+    lines: u64,
+    bytes: u64,
+    events: u64,
+    other_changes: u64,
+}
+
+impl Folding {
+    fn add(&mut self, id: String, folded: Folded, source: Source) {
+        match self.pending.get_mut(&id) {
+            Some(p) => {
+                p.folded.merge(folded);
+                if p.sources.len() < SOURCES_KEPT {
+                    p.sources.push(source);
+                } else {
+                    p.more_sources += 1;
+                }
+            }
+            None => {
+                self.pending.insert(
+                    id,
+                    Pending {
+                        folded,
+                        sources: vec![source],
+                        more_sources: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Merges another worker's folding; the fold is commutative, so the
+    /// split of the files between workers does not show.
+    fn merge(&mut self, mut other: Folding) {
+        if other.pending.len() > self.pending.len() {
+            std::mem::swap(&mut self.pending, &mut other.pending);
+        }
+        for (id, p) in other.pending {
+            match self.pending.get_mut(&id) {
+                Some(mine) => {
+                    mine.folded.merge(p.folded);
+                    mine.sources.extend(p.sources);
+                    mine.more_sources += p.more_sources;
+                    if mine.sources.len() > SOURCES_KEPT {
+                        mine.sources.sort_unstable();
+                        mine.more_sources += (mine.sources.len() - SOURCES_KEPT) as u64;
+                        mine.sources.truncate(SOURCES_KEPT);
+                    }
+                }
+                None => {
+                    self.pending.insert(id, p);
+                }
+            }
+        }
+        self.rejects.extend(other.rejects);
+        self.lines += other.lines;
+        self.bytes += other.bytes;
+        self.events += other.events;
+        self.other_changes += other.other_changes;
+    }
+
+    /// Folds every line of file number `f`.
+    fn fold_file(&mut self, f: u32, path: &Path) -> Result<()> {
+        let mut reader = open_lines(path)?;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut line_no = 0u64;
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| WaError::Input(format!("{}: {e}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            self.bytes += n as u64;
+            let line = buf.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            let text = || String::from_utf8_lossy(line).into_owned();
+            let parsed = match parse_line(line) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.rejects.push(Reject::Line {
+                        file: f,
+                        line: line_no,
+                        why,
+                        text: text(),
+                    });
+                    continue;
+                }
+            };
+            self.other_changes += parsed.other_changes as u64;
+            for why in parsed.rejected {
+                self.rejects.push(Reject::Line {
+                    file: f,
+                    line: line_no,
+                    why,
+                    text: text(),
+                });
+            }
+            for e in parsed.events {
+                self.events += 1;
+                self.add(e.message_id, Folded::of(e.parties, e.event), (f, line_no));
+            }
+        }
+        self.lines += line_no;
+        Ok(())
+    }
+}
+
+/// Folds `files` on as many threads as there are cores (a file each at a
+/// time), then merges the threads' folds.
+fn fold_files(files: &[PathBuf]) -> Result<Folding> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.min(files.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let folded: Vec<Result<Folding>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut folding = Folding::default();
+                    loop {
+                        let f = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(f) else {
+                            return Ok(folding);
+                        };
+                        let number = u32::try_from(f).expect("fewer than 4G files");
+                        folding.fold_file(number, path)?;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut all = Folding::default();
+    for f in folded {
+        all.merge(f?);
+    }
+    all.rejects.sort_by_key(|r| match r {
+        Reject::Line { file, line, .. } => (*file, *line),
+        Reject::Message { .. } => (u32::MAX, 0),
+    });
+    for p in all.pending.values_mut() {
+        p.sources.sort_unstable();
+    }
+    Ok(all)
+}
+
 /// Runs `ingest`.
 pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
     let out = &opts.out;
@@ -211,80 +369,17 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
         Some(p) => sends::read_sends(p)?,
         None => HashMap::new(),
     };
+    let folding = fold_files(&opts.files)?;
     let mut summary = IngestSummary {
         files: opts.files.len(),
+        lines: folding.lines,
+        bytes: folding.bytes,
+        events: folding.events,
+        other_changes: folding.other_changes,
         ..Default::default()
     };
-    let mut pending: HashMap<String, Pending> = HashMap::new();
-    let mut rejects: Vec<Reject> = vec![];
-    let mut buf = Vec::with_capacity(64 * 1024);
-    for (f, path) in opts.files.iter().enumerate() {
-        let f = u32::try_from(f).expect("fewer than 4G files");
-        let mut reader = open_lines(path)?;
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| WaError::Input(format!("{}: {e}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            summary.bytes += n as u64;
-            let line = buf.trim_ascii();
-            if line.is_empty() {
-                continue;
-            }
-            let text = || String::from_utf8_lossy(line).into_owned();
-            let parsed = match parse_line(line) {
-                Ok(p) => p,
-                Err(why) => {
-                    rejects.push(Reject::Line {
-                        file: f,
-                        line: line_no,
-                        why,
-                        text: text(),
-                    });
-                    continue;
-                }
-            };
-            summary.other_changes += parsed.other_changes as u64;
-            for why in parsed.rejected {
-                rejects.push(Reject::Line {
-                    file: f,
-                    line: line_no,
-                    why,
-                    text: text(),
-                });
-            }
-            for e in parsed.events {
-                summary.events += 1;
-                let folded = Folded::of(e.parties, e.event);
-                match pending.get_mut(&e.message_id) {
-                    Some(p) => {
-                        p.folded.merge(folded);
-                        if p.sources.len() < SOURCES_KEPT {
-                            p.sources.push((f, line_no));
-                        } else {
-                            p.more_sources += 1;
-                        }
-                    }
-                    None => {
-                        pending.insert(
-                            e.message_id,
-                            Pending {
-                                folded,
-                                sources: vec![(f, line_no)],
-                                more_sources: 0,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        summary.lines += line_no;
-    }
+    let pending = folding.pending;
+    let mut rejects = folding.rejects;
     summary.messages_touched = pending.len();
 
     // The months the new events can touch: a message's events lie within

@@ -616,6 +616,29 @@ fn a_generated_log_round_trips_through_webhooks_and_reconciles() {
         .args(["run", "reconcile", "-p", "month=2026-10", "--alert-at", "0"])
         .assert()
         .code(3);
+    // An ingested log is a log for every other command.
+    wausage()
+        .arg("--data")
+        .arg(&rt_dirs.ingested)
+        .args([
+            "report", "--month", "2026-10", "--quota", "5000", "--output",
+        ])
+        .arg(rt_dirs.hooks.join("usage.html"))
+        .assert()
+        .success();
+    wausage()
+        .arg("--data")
+        .arg(&rt_dirs.ingested)
+        .args([
+            "run",
+            "monthly-utilization",
+            "-p",
+            "month=2026-10",
+            "-p",
+            "quota=5000",
+        ])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -722,4 +745,32 @@ fn reconcile_daily_compares_the_platforms_pricing_analytics() {
         err.contains("expected a pricing_analytics response"),
         "{err}"
     );
+}
+
+#[test]
+fn a_broken_gzip_file_fails_the_run_naming_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_lines(
+        &dir.path().join("good.ndjson"),
+        &[status("m.1", "delivered", NOV_3, Some("utility"))],
+    );
+    let broken = dir.path().join("broken.ndjson.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 0..2000 {
+        enc.write_all(status(&format!("m.{i}"), "sent", NOV_3, Some("utility")).as_bytes())
+            .unwrap();
+        enc.write_all(b"\n").unwrap();
+    }
+    let bytes = enc.finish().unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.path().join("log");
+    ingest(&[&good], &out, &[]).success();
+    let before = log_rows(&out);
+    let a = ingest(&[&good, &broken], &out, &[]).code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("broken.ndjson.gz"), "{err}");
+    assert_eq!(log_rows(&out), before, "the log is as it was");
+    let missing = dir.path().join("missing.ndjson");
+    let a = ingest(&[&missing], &out, &[]).code(1);
+    assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("missing.ndjson"));
 }
