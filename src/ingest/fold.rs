@@ -174,7 +174,7 @@ pub struct Folded {
     /// when they disagree.
     pub parties: Parties,
     /// Another account or customer that an event named, the greatest.
-    pub other_parties: Option<Parties>,
+    pub other_parties: Option<Box<Parties>>,
     pub received_at: Option<i64>,
     /// The earliest inbound event that came through an entry point.
     pub entry_point: Option<(i64, EntryPoint)>,
@@ -183,8 +183,8 @@ pub struct Folded {
     pub delivered_at: Option<i64>,
     pub furthest: Option<Status>,
     pub pricing: Option<Labelled<Pricing>>,
-    pub conversation: Option<Labelled<Conversation>>,
-    pub send: Option<Send>,
+    pub conversation: Option<Box<Labelled<Conversation>>>,
+    pub send: Option<Box<Send>>,
 }
 
 fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
@@ -230,7 +230,7 @@ impl Folded {
                 f.delivered_at = status.delivers().then_some(at);
                 f.furthest = Some(status);
                 f.pricing = pricing.map(|label| Labelled { at, status, label });
-                f.conversation = conversation.map(|label| Labelled { at, status, label });
+                f.conversation = conversation.map(|label| Box::new(Labelled { at, status, label }));
             }
         }
         f
@@ -245,7 +245,7 @@ impl Folded {
         };
         self.parties = low;
         let others = max_opt(self.other_parties.take(), other.other_parties);
-        self.other_parties = max_opt(others, high);
+        self.other_parties = max_opt(others, high.map(Box::new));
         self.received_at = min_opt(self.received_at, other.received_at);
         self.entry_point = min_opt(self.entry_point, other.entry_point);
         self.sent_status_at = min_opt(self.sent_status_at, other.sent_status_at);
@@ -259,7 +259,12 @@ impl Folded {
 
     /// Takes what the sends file says of this message.
     pub fn with_send(&mut self, send: Send) {
-        self.send = Some(send);
+        self.send = Some(Box::new(send));
+    }
+
+    /// Why the message has no row, if it has none.
+    pub fn check(&self) -> Result<(), Unfolded> {
+        self.row().map(|_| ())
     }
 
     /// The row, or why there is none.

@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use fold::{Folded, Row};
+use fold::Folded;
 use partitions::{month_of, neighbours, rows_path, state_path, REJECTS_DIR, STATE_DIR};
 use webhook::{parse_line, Rejected};
 
@@ -97,10 +97,6 @@ struct Pending {
     sources: Vec<Source>,
     more_sources: u64,
 }
-
-/// A message of a month being written: its id, its fold, its row or why
-/// it has none.
-type Kept = (String, Folded, std::result::Result<Row, fold::Unfolded>);
 
 /// One record of `DIR/_rejects/`.
 enum Reject {
@@ -381,12 +377,13 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
     let pending = folding.pending;
     let mut rejects = folding.rejects;
     summary.messages_touched = pending.len();
+    let mut messages = pending;
 
     // The months the new events can touch: a message's events lie within
     // days of each other, so its row is in an event's month or next to it.
     let stored: BTreeSet<String> = partitions::state_months(out)?.into_iter().collect();
     let mut months: BTreeSet<String> = BTreeSet::new();
-    for p in pending.values() {
+    for p in messages.values() {
         let m = month_of(p.folded.event_at());
         for n in neighbours(&m) {
             if stored.contains(&n) {
@@ -395,49 +392,43 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
         }
         months.insert(m);
     }
-    let mut states: HashMap<String, Folded> = HashMap::new();
+    // The kept state of those months joins the same map: a message this
+    // run did not touch has no sources.
     for m in months.iter().filter(|m| stored.contains(*m)) {
         for (id, folded) in partitions::read_state(&state_path(out, m))? {
-            match states.get_mut(&id) {
-                Some(s) => s.merge(folded),
+            match messages.get_mut(&id) {
+                Some(p) => p.folded.merge(folded),
                 None => {
-                    states.insert(id, folded);
+                    messages.insert(
+                        id,
+                        Pending {
+                            folded,
+                            sources: vec![],
+                            more_sources: 0,
+                        },
+                    );
                 }
             }
         }
     }
-    let mut sources: HashMap<String, (Vec<Source>, u64)> = HashMap::new();
-    for (id, p) in pending {
-        sources.insert(id.clone(), (p.sources, p.more_sources));
-        match states.get_mut(&id) {
-            Some(s) => s.merge(p.folded),
-            None => {
-                states.insert(id, p.folded);
-            }
-        }
-    }
     for (id, send) in sends {
-        if let Some(s) = states.get_mut(&id) {
-            s.with_send(send);
+        if let Some(p) = messages.get_mut(&id) {
+            p.folded.with_send(send);
         }
     }
-
-    // Every message of the months read, by the month it belongs to now.
-    let mut by_month: BTreeMap<String, Vec<Kept>> = BTreeMap::new();
-    for (id, folded) in states {
-        let row = folded.row();
-        if let (Err(why), Some((src, more))) = (&row, sources.get(&id)) {
+    for (id, p) in &messages {
+        if p.sources.is_empty() {
+            continue;
+        }
+        if let Err(why) = p.folded.check() {
             rejects.push(Reject::Message {
                 id: id.clone(),
                 reason: why.reason(),
                 detail: why.detail(),
-                sources: src.clone(),
-                more_sources: *more,
+                sources: p.sources.clone(),
+                more_sources: p.more_sources,
             });
         }
-        let month = month_of(folded.event_at());
-        months.insert(month.clone());
-        by_month.entry(month).or_default().push((id, folded, row));
     }
     for r in &rejects {
         *summary.rejects.entry(r.reason()).or_default() += 1;
@@ -448,6 +439,21 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
             "{} reject(s) under --strict; nothing written. The first: {first}",
             rejects.len()
         )));
+    }
+
+    // Every message of the months read, by the month it belongs to now,
+    // in the rows' order: (sent_at, message_id).
+    let mut by_month: BTreeMap<String, Vec<(i64, &str, &Folded)>> = BTreeMap::new();
+    for (id, p) in &messages {
+        let at = p.folded.event_at();
+        let month = month_of(at);
+        if !by_month.contains_key(&month) {
+            months.insert(month.clone());
+        }
+        by_month
+            .entry(month)
+            .or_default()
+            .push((at, id.as_str(), &p.folded));
     }
 
     // Written aside, then renamed into place.
@@ -461,27 +467,22 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
     let mut removals: Vec<PathBuf> = vec![];
     for month in &months {
         let mut entries = by_month.remove(month).unwrap_or_default();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut rows: Vec<(&str, &Row)> = entries
-            .iter()
-            .filter_map(|(id, _, row)| row.as_ref().ok().map(|r| (id.as_str(), r)))
-            .collect();
-        rows.sort_by(|a, b| (a.1.sent_at, a.0).cmp(&(b.1.sent_at, b.0)));
-        let state: Vec<(&str, &Folded)> =
-            entries.iter().map(|(id, f, _)| (id.as_str(), f)).collect();
+        entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let tmp_state = aside.path().join(format!("{month}.state"));
-        partitions::write_state(&tmp_state, &state)?;
+        partitions::write_state(&tmp_state, &entries)?;
         moves.push((tmp_state, state_path(out, month)));
         let target = rows_path(out, month);
-        if rows.is_empty() {
+        let tmp_rows = aside.path().join(format!("{month}.parquet"));
+        let rows = partitions::write_rows(&tmp_rows, &entries)?;
+        if rows == 0 {
+            fs::remove_file(&tmp_rows)
+                .map_err(|e| WaError::io(tmp_rows.display().to_string(), e))?;
             if target.exists() {
                 removals.push(target);
             }
         } else {
-            let tmp_rows = aside.path().join(format!("{month}.parquet"));
-            partitions::write_rows(&tmp_rows, &rows)?;
             moves.push((tmp_rows, target));
-            summary.rows_written += rows.len();
+            summary.rows_written += rows;
         }
         summary.months_written.push(month.clone());
     }

@@ -138,7 +138,11 @@ fn properties() -> WriterProperties {
         .build()
 }
 
-fn write_batches(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+fn write_batches(
+    path: &Path,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = RecordBatch>,
+) -> Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
@@ -146,23 +150,32 @@ fn write_batches(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Res
     let mut writer =
         ArrowWriter::try_new(file, schema, Some(properties())).map_err(|e| parquet_err(path, e))?;
     for b in batches {
-        writer.write(b).map_err(|e| parquet_err(path, e))?;
+        writer.write(&b).map_err(|e| parquet_err(path, e))?;
     }
     writer.close().map_err(|e| parquet_err(path, e))?;
     Ok(())
 }
 
-/// Writes `states` to `path`.
-pub fn write_state(path: &Path, states: &[(&str, &Folded)]) -> Result<()> {
-    let mut ids = StringBuilder::new();
-    let mut json = StringBuilder::new();
-    for (id, f) in states {
-        ids.append_value(id);
-        json.append_value(serde_json::to_string(f).expect("a fold state serialises"));
-    }
-    let columns: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(json.finish())];
-    let batch = RecordBatch::try_new(state_schema(), columns).expect("state columns");
-    write_batches(path, state_schema(), &[batch])
+/// A message of a month being written: its time, id and fold, in order.
+pub type Entry<'a> = (i64, &'a str, &'a Folded);
+
+/// Rows of a batch: the writers build and encode a batch at a time, so that
+/// a month's rows are never all built at once.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Writes the fold states of `entries` to `path`.
+pub fn write_state(path: &Path, entries: &[Entry]) -> Result<()> {
+    let batches = entries.chunks(BATCH_ROWS).map(|chunk| {
+        let mut ids = StringBuilder::new();
+        let mut json = StringBuilder::new();
+        for (_, id, f) in chunk {
+            ids.append_value(id);
+            json.append_value(serde_json::to_string(f).expect("a fold state serialises"));
+        }
+        let columns: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(json.finish())];
+        RecordBatch::try_new(state_schema(), columns).expect("state columns")
+    });
+    write_batches(path, state_schema(), batches)
 }
 
 /// The log's columns of `message-log.md`, then the optional ones `ingest`
@@ -192,17 +205,24 @@ pub fn rows_schema() -> SchemaRef {
     ]))
 }
 
-/// Writes `rows` (already in order) to `path`.
-pub fn write_rows(path: &Path, rows: &[(&str, &Row)]) -> Result<()> {
+/// Writes the rows of `entries` (already in order; those without a row
+/// are skipped) to `path`; returns how many.
+pub fn write_rows(path: &Path, entries: &[Entry]) -> Result<usize> {
     let schema = rows_schema();
-    let mut batches = vec![];
-    for chunk in rows.chunks(64 * 1024) {
-        batches.push(rows_batch(&schema, chunk));
-    }
-    write_batches(path, schema, &batches)
+    let mut written = 0;
+    let batches = entries.chunks(BATCH_ROWS).map(|chunk| {
+        let rows: Vec<(&str, Row)> = chunk
+            .iter()
+            .filter_map(|(_, id, f)| f.row().ok().map(|r| (*id, r)))
+            .collect();
+        written += rows.len();
+        rows_batch(&schema, &rows)
+    });
+    write_batches(path, Arc::clone(&schema), batches)?;
+    Ok(written)
 }
 
-fn rows_batch(schema: &SchemaRef, rows: &[(&str, &Row)]) -> RecordBatch {
+fn rows_batch(schema: &SchemaRef, rows: &[(&str, Row)]) -> RecordBatch {
     let mut texts: Vec<StringBuilder> = (0..15).map(|_| StringBuilder::new()).collect();
     let mut sent = TimestampMicrosecondBuilder::new();
     let mut delivered = TimestampMicrosecondBuilder::new();
