@@ -267,8 +267,8 @@ impl Folded {
         self.row().map(|_| ())
     }
 
-    /// The row, or why there is none.
-    pub fn row(&self) -> Result<Row, Unfolded> {
+    /// The row, or why there is none; it borrows its strings from the fold.
+    pub fn row(&self) -> Result<Row<'_>, Unfolded> {
         if let Some(other) = &self.other_parties {
             let what = if other.account_id != self.parties.account_id {
                 ("account", &self.parties.account_id, &other.account_id)
@@ -289,13 +289,13 @@ impl Folded {
                 what.0, what.1, what.2
             )));
         }
-        let customer_id = format!("+{}", self.parties.customer.trim_start_matches('+'));
+        let customer = self.parties.customer.trim_start_matches('+');
         let parties = &self.parties;
         if let (Some(received_at), None) = (self.received_at, self.furthest) {
             return Ok(Row {
-                account_id: parties.account_id.clone(),
-                phone_number_id: parties.phone_number_id.clone(),
-                customer_id,
+                account_id: &parties.account_id,
+                phone_number_id: parties.phone_number_id.as_deref(),
+                customer,
                 inbound: true,
                 template: None,
                 template_name: None,
@@ -334,18 +334,18 @@ impl Folded {
             .or(self.first_status_at)
             .expect("a status event has a time");
         Ok(Row {
-            account_id: parties.account_id.clone(),
-            phone_number_id: parties.phone_number_id.clone(),
-            customer_id,
+            account_id: &parties.account_id,
+            phone_number_id: parties.phone_number_id.as_deref(),
+            customer,
             inbound: false,
             template,
-            template_name: send.and_then(|s| s.template_name.clone()),
+            template_name: send.and_then(|s| s.template_name.as_deref()),
             status: furthest.as_str(),
             sent_at,
             delivered_at: self.delivered_at,
             entry_point: None,
-            pricing: self.pricing.as_ref().map(|p| p.label.clone()),
-            conversation: self.conversation.as_ref().map(|c| c.label.clone()),
+            pricing: self.pricing.as_ref().map(|p| &p.label),
+            conversation: self.conversation.as_ref().map(|c| &c.label),
         })
     }
 
@@ -405,23 +405,23 @@ impl Unfolded {
     }
 }
 
-/// A message's row of the log, less its id.
+/// A message's row of the log, less its id, borrowed from its fold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub account_id: String,
-    pub phone_number_id: Option<String>,
-    /// E.164, with the `+`.
-    pub customer_id: String,
+pub struct Row<'a> {
+    pub account_id: &'a str,
+    pub phone_number_id: Option<&'a str>,
+    /// The customer's digits; the log writes them after a `+` (E.164).
+    pub customer: &'a str,
     pub inbound: bool,
     /// `Some` for a template; inbound and free-form messages have none.
     pub template: Option<TemplateCategory>,
-    pub template_name: Option<String>,
+    pub template_name: Option<&'a str>,
     pub status: &'static str,
     pub sent_at: i64,
     pub delivered_at: Option<i64>,
     pub entry_point: Option<EntryPoint>,
-    pub pricing: Option<Pricing>,
-    pub conversation: Option<Conversation>,
+    pub pricing: Option<&'a Pricing>,
+    pub conversation: Option<&'a Conversation>,
 }
 
 #[cfg(test)]
@@ -455,6 +455,11 @@ mod tests {
         )
     }
 
+    /// A fold that outlives the test's statements, for rows that borrow it.
+    fn leak(f: Folded) -> &'static Folded {
+        Box::leak(Box::new(f))
+    }
+
     fn fold(events: Vec<Folded>) -> Folded {
         let mut events = events.into_iter();
         let mut f = events.next().unwrap();
@@ -466,10 +471,10 @@ mod tests {
 
     #[test]
     fn read_without_delivered_is_delivered_at_the_read() {
-        let row = fold(vec![
+        let row = leak(fold(vec![
             status(Status::Sent, 100, Some("marketing")),
             status(Status::Read, 160, Some("marketing")),
-        ])
+        ]))
         .row()
         .unwrap();
         assert_eq!(row.status, "read");
@@ -490,7 +495,7 @@ mod tests {
                 status(Status::Failed, 130, Some("utility")),
             ],
         ] {
-            let row = fold(events).row().unwrap();
+            let row = leak(fold(events)).row().unwrap();
             assert_eq!(row.status, "delivered");
             assert_eq!(row.delivered_at, Some(120 * S));
         }
@@ -519,18 +524,18 @@ mod tests {
 
     #[test]
     fn a_status_before_its_sent_keeps_the_sent_time() {
-        let row = fold(vec![
+        let row = leak(fold(vec![
             status(Status::Delivered, 90, Some("utility")),
             status(Status::Sent, 100, Some("utility")),
-        ])
+        ]))
         .row()
         .unwrap();
         assert_eq!(row.sent_at, 100 * S);
         assert_eq!(row.delivered_at, Some(90 * S));
-        let without_sent = fold(vec![
+        let without_sent = leak(fold(vec![
             status(Status::Read, 95, Some("utility")),
             status(Status::Delivered, 90, Some("utility")),
-        ])
+        ]))
         .row()
         .unwrap();
         assert_eq!(without_sent.sent_at, 90 * S, "the earliest status");
@@ -547,7 +552,7 @@ mod tests {
         });
         let row = f.row().unwrap();
         assert_eq!(row.template, Some(TemplateCategory::Utility));
-        assert_eq!(row.template_name.as_deref(), Some("order_update"));
+        assert_eq!(row.template_name, Some("order_update"));
         assert_eq!(row.sent_at, 99 * S);
     }
 
@@ -591,16 +596,16 @@ mod tests {
                 },
             )
         };
-        let row = fold(vec![
+        let row = leak(fold(vec![
             inbound(200, None),
             inbound(200, Some(EntryPoint::CtwaAd)),
-        ])
+        ]))
         .row()
         .unwrap();
         assert!(row.inbound);
         assert_eq!(row.status, "received");
         assert_eq!(row.entry_point, Some(EntryPoint::CtwaAd));
-        assert_eq!(row.customer_id, "+6281234567890");
+        assert_eq!(row.customer, "6281234567890");
         let both = fold(vec![
             inbound(200, None),
             status(Status::Sent, 100, Some("utility")),

@@ -469,11 +469,22 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
         let mut entries = by_month.remove(month).unwrap_or_default();
         entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let tmp_state = aside.path().join(format!("{month}.state"));
-        partitions::write_state(&tmp_state, &entries)?;
+        let tmp_rows = aside.path().join(format!("{month}.parquet"));
+        // The state and the rows are encoded side by side.
+        let (state, rows) = std::thread::scope(|s| {
+            let state = s.spawn(|| partitions::write_state(&tmp_state, &entries));
+            let rows = partitions::write_rows(&tmp_rows, &entries);
+            (
+                state
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                rows,
+            )
+        });
+        state?;
+        let rows = rows?;
         moves.push((tmp_state, state_path(out, month)));
         let target = rows_path(out, month);
-        let tmp_rows = aside.path().join(format!("{month}.parquet"));
-        let rows = partitions::write_rows(&tmp_rows, &entries)?;
         if rows == 0 {
             fs::remove_file(&tmp_rows)
                 .map_err(|e| WaError::io(tmp_rows.display().to_string(), e))?;
