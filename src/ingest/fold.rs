@@ -158,6 +158,115 @@ pub enum Event {
     },
 }
 
+/// An event as the parser hands it over, its strings borrowed from the
+/// line: [`Folded::add`] copies only what the fold keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub message_id: &'a str,
+    pub account_id: &'a str,
+    pub phone_number_id: Option<&'a str>,
+    /// The customer's digits, without `+`.
+    pub customer: &'a str,
+    pub kind: EventRefKind<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventRefKind<'a> {
+    Inbound {
+        at: i64,
+        entry_point: Option<EntryPoint>,
+    },
+    Status {
+        status: Status,
+        at: i64,
+        pricing: Option<PricingRef<'a>>,
+        conversation: Option<ConversationRef<'a>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PricingRef<'a> {
+    pub category: Option<&'a str>,
+    pub billable: Option<bool>,
+    pub pricing_type: Option<&'a str>,
+    pub pricing_model: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationRef<'a> {
+    pub id: Option<&'a str>,
+    pub origin: Option<&'a str>,
+}
+
+impl PricingRef<'_> {
+    pub fn to_owned(self) -> Pricing {
+        Pricing {
+            category: self.category.map(str::to_string),
+            billable: self.billable,
+            pricing_type: self.pricing_type.map(str::to_string),
+            pricing_model: self.pricing_model.map(str::to_string),
+        }
+    }
+}
+
+impl ConversationRef<'_> {
+    pub fn to_owned(self) -> Conversation {
+        Conversation {
+            id: self.id.map(str::to_string),
+            origin: self.origin.map(str::to_string),
+        }
+    }
+}
+
+impl EventRef<'_> {
+    pub fn parties(&self) -> Parties {
+        Parties {
+            account_id: self.account_id.to_string(),
+            phone_number_id: self.phone_number_id.map(str::to_string),
+            customer: self.customer.to_string(),
+        }
+    }
+
+    pub fn event(&self) -> Event {
+        match self.kind {
+            EventRefKind::Inbound { at, entry_point } => Event::Inbound { at, entry_point },
+            EventRefKind::Status {
+                status,
+                at,
+                pricing,
+                conversation,
+            } => Event::Status {
+                status,
+                at,
+                pricing: pricing.map(PricingRef::to_owned),
+                conversation: conversation.map(ConversationRef::to_owned),
+            },
+        }
+    }
+}
+
+/// Keeps the later of a kept label and an event's, copying the event's
+/// only when it wins: by time, then status, then the label itself.
+fn later_label<T: Ord, R: Copy>(
+    kept: &mut Option<T>,
+    at: i64,
+    status: Status,
+    label: R,
+    key: impl Fn(&T) -> (i64, Status),
+    owned: impl Fn(i64, Status, R) -> T,
+) {
+    match kept {
+        Some(k) if key(k) > (at, status) => {}
+        Some(k) if key(k) == (at, status) => {
+            let candidate = owned(at, status, label);
+            if candidate > *k {
+                *k = candidate;
+            }
+        }
+        _ => *kept = Some(owned(at, status, label)),
+    }
+}
+
 /// Who a message is between, as an event names them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Parties {
@@ -234,6 +343,74 @@ impl Folded {
             }
         }
         f
+    }
+
+    /// The state of a message that has seen only `event`.
+    pub fn of_ref(event: &EventRef) -> Folded {
+        Folded::of(event.parties(), event.event())
+    }
+
+    /// Merges one event, as `merge(Folded::of_ref(event))` does, copying
+    /// only what the fold keeps of it.
+    pub fn add(&mut self, event: &EventRef) {
+        let same_parties = self.parties.account_id == event.account_id
+            && self.parties.phone_number_id.as_deref() == event.phone_number_id
+            && self.parties.customer == event.customer;
+        if !same_parties {
+            self.merge(Folded::of_ref(event));
+            return;
+        }
+        match event.kind {
+            EventRefKind::Inbound { at, entry_point } => {
+                self.received_at = min_opt(self.received_at, Some(at));
+                self.entry_point = min_opt(self.entry_point, entry_point.map(|e| (at, e)));
+            }
+            EventRefKind::Status {
+                status,
+                at,
+                pricing,
+                conversation,
+            } => {
+                self.first_status_at = min_opt(self.first_status_at, Some(at));
+                if status == Status::Sent {
+                    self.sent_status_at = min_opt(self.sent_status_at, Some(at));
+                }
+                if status.delivers() {
+                    self.delivered_at = min_opt(self.delivered_at, Some(at));
+                }
+                self.furthest = max_opt(self.furthest, Some(status));
+                if let Some(p) = pricing {
+                    later_label(
+                        &mut self.pricing,
+                        at,
+                        status,
+                        p,
+                        |k| (k.at, k.status),
+                        |at, status, p| Labelled {
+                            at,
+                            status,
+                            label: p.to_owned(),
+                        },
+                    );
+                }
+                if let Some(c) = conversation {
+                    later_label(
+                        &mut self.conversation,
+                        at,
+                        status,
+                        c,
+                        |k| (k.at, k.status),
+                        |at, status, c| {
+                            Box::new(Labelled {
+                                at,
+                                status,
+                                label: c.to_owned(),
+                            })
+                        },
+                    );
+                }
+            }
+        }
     }
 
     /// Merges `other`, another fold of the same message id.
@@ -611,6 +788,46 @@ mod tests {
             status(Status::Sent, 100, Some("utility")),
         ]);
         assert_eq!(both.row(), Err(Unfolded::DirectionsDisagree));
+    }
+
+    #[test]
+    fn adding_a_borrowed_event_is_merging_its_fold() {
+        let pricing = |c| PricingRef {
+            category: Some(c),
+            billable: Some(true),
+            pricing_type: Some("regular"),
+            pricing_model: Some("PMP"),
+        };
+        let event = |account, status, at, c, conv: Option<&'static str>| EventRef {
+            message_id: "m",
+            account_id: account,
+            phone_number_id: Some("pn-1"),
+            customer: "6281234567890",
+            kind: EventRefKind::Status {
+                status,
+                at,
+                pricing: Some(pricing(c)),
+                conversation: conv.map(|id| ConversationRef {
+                    id: Some(id),
+                    origin: Some(c),
+                }),
+            },
+        };
+        let events = [
+            event("waba-1", Status::Delivered, 120, "utility", Some("c1")),
+            event("waba-1", Status::Sent, 100, "marketing", None),
+            event("waba-1", Status::Read, 120, "marketing", Some("c2")),
+            event("waba-1", Status::Read, 120, "authentication", Some("c0")),
+            event("waba-2", Status::Failed, 90, "service", None),
+            event("waba-1", Status::Sent, 100, "marketing", None),
+        ];
+        let mut added = Folded::of_ref(&events[0]);
+        let mut merged = Folded::of_ref(&events[0]);
+        for e in &events[1..] {
+            added.add(e);
+            merged.merge(Folded::of_ref(e));
+        }
+        assert_eq!(added, merged);
     }
 
     #[test]

@@ -17,9 +17,10 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use fold::EventRef;
 use fold::Folded;
 use partitions::{month_of, neighbours, rows_path, state_path, REJECTS_DIR, STATE_DIR};
-use webhook::{parse_line, Rejected};
+use webhook::{parse_line_with, Rejected};
 
 use crate::error::{Result, WaError};
 
@@ -199,10 +200,10 @@ struct Folding {
 }
 
 impl Folding {
-    fn add(&mut self, id: String, folded: Folded, source: Source) {
-        match self.pending.get_mut(&id) {
+    fn add(pending: &mut HashMap<String, Pending>, event: &EventRef, source: Source) {
+        match pending.get_mut(event.message_id) {
             Some(p) => {
-                p.folded.merge(folded);
+                p.folded.add(event);
                 if p.sources.len() < SOURCES_KEPT {
                     p.sources.push(source);
                 } else {
@@ -210,10 +211,10 @@ impl Folding {
                 }
             }
             None => {
-                self.pending.insert(
-                    id,
+                pending.insert(
+                    event.message_id.to_string(),
                     Pending {
-                        folded,
+                        folded: Folded::of_ref(event),
                         sources: vec![source],
                         more_sources: 0,
                     },
@@ -272,7 +273,12 @@ impl Folding {
                 continue;
             }
             let text = || String::from_utf8_lossy(line).into_owned();
-            let parsed = match parse_line(line) {
+            let (pending, events) = (&mut self.pending, &mut self.events);
+            let parsed = parse_line_with(line, &mut |e| {
+                *events += 1;
+                Folding::add(pending, &e, (f, line_no));
+            });
+            let parsed = match parsed {
                 Ok(p) => p,
                 Err(why) => {
                     self.rejects.push(Reject::Line {
@@ -292,10 +298,6 @@ impl Folding {
                     why,
                     text: text(),
                 });
-            }
-            for e in parsed.events {
-                self.events += 1;
-                self.add(e.message_id, Folded::of(e.parties, e.event), (f, line_no));
             }
         }
         self.lines += line_no;

@@ -12,7 +12,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::fold::{Conversation, EntryPoint, Event, Parties, Pricing, Status};
+use super::fold::{
+    ConversationRef, EntryPoint, Event, EventRef, EventRefKind, Parties, PricingRef, Status,
+};
 
 #[derive(Deserialize)]
 struct Body<'a> {
@@ -185,8 +187,28 @@ pub struct Line {
     pub rejected: Vec<Rejected>,
 }
 
-/// Parses one line (not blank). `Err` rejects the whole line.
+/// Parses one line (not blank) into owned events. `Err` rejects the
+/// whole line.
 pub fn parse_line(line: &[u8]) -> std::result::Result<Line, Rejected> {
+    let mut events = vec![];
+    let mut out = parse_line_with(line, &mut |e| {
+        events.push(MessageEvent {
+            message_id: e.message_id.to_string(),
+            parties: e.parties(),
+            event: e.event(),
+        })
+    })?;
+    out.events = events;
+    Ok(out)
+}
+
+/// Parses one line (not blank), handing each event to `each` with its
+/// strings borrowed from the line; the returned [`Line`] has no events.
+/// `Err` rejects the whole line.
+pub fn parse_line_with(
+    line: &[u8],
+    each: &mut dyn FnMut(EventRef<'_>),
+) -> std::result::Result<Line, Rejected> {
     let body: Body = serde_json::from_slice(line).map_err(|e| {
         let what = if std::str::from_utf8(line).is_err() {
             "not UTF-8".to_string()
@@ -236,15 +258,16 @@ pub fn parse_line(line: &[u8]) -> std::result::Result<Line, Rejected> {
             let phone = value
                 .metadata
                 .as_ref()
-                .and_then(|m| m.phone_number_id.as_deref())
-                .map(str::to_string);
+                .and_then(|m| m.phone_number_id.as_deref());
             for (i, m) in value.messages.iter().flatten().enumerate() {
                 let at = || format!("{}.value.messages[{i}]", at());
                 match inbound(m, &at) {
-                    Ok((id, from, time, entry_point)) => out.events.push(MessageEvent {
-                        message_id: id.to_string(),
-                        parties: parties(account, &phone, from),
-                        event: Event::Inbound {
+                    Ok((id, from, time, entry_point)) => each(EventRef {
+                        message_id: id,
+                        account_id: account,
+                        phone_number_id: phone,
+                        customer: from.trim_start_matches('+'),
+                        kind: EventRefKind::Inbound {
                             at: time,
                             entry_point,
                         },
@@ -255,10 +278,12 @@ pub fn parse_line(line: &[u8]) -> std::result::Result<Line, Rejected> {
             for (i, s) in value.statuses.iter().flatten().enumerate() {
                 let at = || format!("{}.value.statuses[{i}]", at());
                 match status(s, &at) {
-                    Ok((id, recipient, event)) => out.events.push(MessageEvent {
-                        message_id: id.to_string(),
-                        parties: parties(account, &phone, recipient),
-                        event,
+                    Ok((id, recipient, kind)) => each(EventRef {
+                        message_id: id,
+                        account_id: account,
+                        phone_number_id: phone,
+                        customer: recipient.trim_start_matches('+'),
+                        kind,
                     }),
                     Err(r) => out.rejected.push(r),
                 }
@@ -266,14 +291,6 @@ pub fn parse_line(line: &[u8]) -> std::result::Result<Line, Rejected> {
         }
     }
     Ok(out)
-}
-
-fn parties(account: &str, phone: &Option<String>, customer: &str) -> Parties {
-    Parties {
-        account_id: account.to_string(),
-        phone_number_id: phone.clone(),
-        customer: customer.trim_start_matches('+').to_string(),
-    }
 }
 
 /// Where in the line a value is, written only for a reject.
@@ -320,7 +337,9 @@ fn inbound<'m>(m: &'m Inbound<'_>, at: At) -> Result<InboundParts<'m>, Rejected>
     Ok((id, from, time, entry_point))
 }
 
-fn status<'m>(s: &'m StatusEvent<'_>, at: At) -> Result<(&'m str, &'m str, Event), Rejected> {
+type StatusParts<'m> = (&'m str, &'m str, EventRefKind<'m>);
+
+fn status<'m>(s: &'m StatusEvent<'_>, at: At) -> Result<StatusParts<'m>, Rejected> {
     let id = required(&s.id, at, "id")?;
     let recipient = required(&s.recipient_id, at, "recipient_id")?;
     let name = required(&s.status, at, "status")?;
@@ -334,21 +353,20 @@ fn status<'m>(s: &'m StatusEvent<'_>, at: At) -> Result<(&'m str, &'m str, Event
             ),
         ));
     };
-    let text = |v: &Option<Cow<'_, str>>| v.as_deref().map(str::to_string);
-    let pricing = s.pricing.as_ref().map(|p| Pricing {
-        category: text(&p.category),
+    let pricing = s.pricing.as_ref().map(|p| PricingRef {
+        category: p.category.as_deref(),
         billable: p.billable,
-        pricing_type: text(&p.kind),
-        pricing_model: text(&p.pricing_model),
+        pricing_type: p.kind.as_deref(),
+        pricing_model: p.pricing_model.as_deref(),
     });
-    let conversation = s.conversation.as_ref().map(|c| Conversation {
-        id: text(&c.id),
-        origin: c.origin.as_ref().and_then(|o| text(&o.kind)),
+    let conversation = s.conversation.as_ref().map(|c| ConversationRef {
+        id: c.id.as_deref(),
+        origin: c.origin.as_ref().and_then(|o| o.kind.as_deref()),
     });
     Ok((
         id,
         recipient,
-        Event::Status {
+        EventRefKind::Status {
             status,
             at: time,
             pricing,
