@@ -471,7 +471,9 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
         let mut entries = by_month.remove(month).unwrap_or_default();
         entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let tmp_state = aside.path().join(format!("{month}.state"));
-        let tmp_rows = aside.path().join(format!("{month}.parquet"));
+        // Not `.parquet`: a run killed before its renames leaves nothing a
+        // listing of the log would read.
+        let tmp_rows = aside.path().join(format!("{month}.rows"));
         // The state and the rows are encoded side by side.
         let (state, rows) = std::thread::scope(|s| {
             let state = s.spawn(|| partitions::write_state(&tmp_state, &entries));
