@@ -40,6 +40,40 @@ struct Change<'a> {
     value: Option<&'a RawValue>,
 }
 
+/// The body with every change's value parsed in the same pass, as its
+/// `messages` shape: the common case. A body where some other field's
+/// value does not fit that shape is parsed again with [`Body`].
+#[derive(Deserialize)]
+struct DirectBody<'a> {
+    #[serde(borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    entry: Option<Vec<DirectEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct DirectEntry<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    changes: Option<Vec<DirectChange<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct DirectChange<'a> {
+    #[serde(borrow)]
+    field: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<Value<'a>>,
+}
+
+/// A change's value: parsed with the body, or raw, to be parsed alone.
+#[derive(Clone, Copy)]
+enum ChangeValue<'v, 'a> {
+    Parsed(&'v Value<'a>),
+    Raw(&'v RawValue),
+}
+
 #[derive(Deserialize)]
 struct Value<'a> {
     #[serde(borrow)]
@@ -209,6 +243,18 @@ pub fn parse_line_with(
     line: &[u8],
     each: &mut dyn FnMut(EventRef<'_>),
 ) -> std::result::Result<Line, Rejected> {
+    if let Ok(body) = serde_json::from_slice::<DirectBody>(line) {
+        let entries = webhook_entries(body.object.as_deref(), body.entry.as_deref())?;
+        let mut out = Line::default();
+        for (e, entry) in entries.iter().enumerate() {
+            for (c, change) in entry.changes.iter().flatten().enumerate() {
+                let value = change.value.as_ref().map(ChangeValue::Parsed);
+                let (account, field) = (entry.id.as_deref(), change.field.as_deref());
+                change_events(&mut out, each, (e, c), account, field, value);
+            }
+        }
+        return Ok(out);
+    }
     let body: Body = serde_json::from_slice(line).map_err(|e| {
         let what = if std::str::from_utf8(line).is_err() {
             "not UTF-8".to_string()
@@ -217,80 +263,107 @@ pub fn parse_line_with(
         };
         Rejected::new("not_json", what)
     })?;
-    if body.object.as_deref() != Some("whatsapp_business_account") {
+    let entries = webhook_entries(body.object.as_deref(), body.entry.as_deref())?;
+    let mut out = Line::default();
+    for (e, entry) in entries.iter().enumerate() {
+        for (c, change) in entry.changes.iter().flatten().enumerate() {
+            let value = change.value.map(ChangeValue::Raw);
+            let (account, field) = (entry.id.as_deref(), change.field.as_deref());
+            change_events(&mut out, each, (e, c), account, field, value);
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of a body that is a webhook's.
+fn webhook_entries<'e, T>(
+    object: Option<&str>,
+    entries: Option<&'e [T]>,
+) -> std::result::Result<&'e [T], Rejected> {
+    if object != Some("whatsapp_business_account") {
         return Err(Rejected::new(
             "not_webhook",
             "`object` is not \"whatsapp_business_account\"",
         ));
     }
-    let Some(entries) = body.entry else {
-        return Err(Rejected::new("not_webhook", "no `entry` list"));
+    entries.ok_or_else(|| Rejected::new("not_webhook", "no `entry` list"))
+}
+
+/// The events of change `c` of entry `e`, handed to `each`; its rejects
+/// go to `out`.
+fn change_events(
+    out: &mut Line,
+    each: &mut dyn FnMut(EventRef<'_>),
+    (e, c): (usize, usize),
+    account: Option<&str>,
+    field: Option<&str>,
+    value: Option<ChangeValue>,
+) {
+    if field != Some("messages") {
+        out.other_changes += 1;
+        return;
+    }
+    let at = || format!("entry[{e}].changes[{c}]");
+    let Some(account) = account.filter(|s| !s.is_empty()) else {
+        out.rejected
+            .push(Rejected::new("missing_field", format!("entry[{e}].id")));
+        return;
     };
-    let mut out = Line::default();
-    for (e, entry) in entries.iter().enumerate() {
-        let changes = entry.changes.as_deref().unwrap_or_default();
-        for (c, change) in changes.iter().enumerate() {
-            if change.field.as_deref() != Some("messages") {
-                out.other_changes += 1;
-                continue;
+    let parsed;
+    let value = match value {
+        None => {
+            out.rejected
+                .push(Rejected::new("missing_field", format!("{}.value", at())));
+            return;
+        }
+        Some(ChangeValue::Parsed(v)) => v,
+        Some(ChangeValue::Raw(raw)) => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(v) => {
+                parsed = v;
+                &parsed
             }
-            let at = || format!("entry[{e}].changes[{c}]");
-            let Some(account) = entry.id.as_deref().filter(|s| !s.is_empty()) else {
-                out.rejected
-                    .push(Rejected::new("missing_field", format!("entry[{e}].id")));
-                continue;
-            };
-            let Some(value) = change.value else {
-                out.rejected
-                    .push(Rejected::new("missing_field", format!("{}.value", at())));
-                continue;
-            };
-            let value: Value = match serde_json::from_str(value.get()) {
-                Ok(v) => v,
-                Err(err) => {
-                    out.rejected.push(Rejected::new(
-                        "not_webhook",
-                        format!("{}.value: {err}", at()),
-                    ));
-                    continue;
-                }
-            };
-            let phone = value
-                .metadata
-                .as_ref()
-                .and_then(|m| m.phone_number_id.as_deref());
-            for (i, m) in value.messages.iter().flatten().enumerate() {
-                let at = || format!("{}.value.messages[{i}]", at());
-                match inbound(m, &at) {
-                    Ok((id, from, time, entry_point)) => each(EventRef {
-                        message_id: id,
-                        account_id: account,
-                        phone_number_id: phone,
-                        customer: from.trim_start_matches('+'),
-                        kind: EventRefKind::Inbound {
-                            at: time,
-                            entry_point,
-                        },
-                    }),
-                    Err(r) => out.rejected.push(r),
-                }
+            Err(err) => {
+                out.rejected.push(Rejected::new(
+                    "not_webhook",
+                    format!("{}.value: {err}", at()),
+                ));
+                return;
             }
-            for (i, s) in value.statuses.iter().flatten().enumerate() {
-                let at = || format!("{}.value.statuses[{i}]", at());
-                match status(s, &at) {
-                    Ok((id, recipient, kind)) => each(EventRef {
-                        message_id: id,
-                        account_id: account,
-                        phone_number_id: phone,
-                        customer: recipient.trim_start_matches('+'),
-                        kind,
-                    }),
-                    Err(r) => out.rejected.push(r),
-                }
-            }
+        },
+    };
+    let phone = value
+        .metadata
+        .as_ref()
+        .and_then(|m| m.phone_number_id.as_deref());
+    for (i, m) in value.messages.iter().flatten().enumerate() {
+        let at = || format!("{}.value.messages[{i}]", at());
+        match inbound(m, &at) {
+            Ok((id, from, time, entry_point)) => each(EventRef {
+                message_id: id,
+                account_id: account,
+                phone_number_id: phone,
+                customer: from.trim_start_matches('+'),
+                kind: EventRefKind::Inbound {
+                    at: time,
+                    entry_point,
+                },
+            }),
+            Err(r) => out.rejected.push(r),
         }
     }
-    Ok(out)
+    for (i, s) in value.statuses.iter().flatten().enumerate() {
+        let at = || format!("{}.value.statuses[{i}]", at());
+        match status(s, &at) {
+            Ok((id, recipient, kind)) => each(EventRef {
+                message_id: id,
+                account_id: account,
+                phone_number_id: phone,
+                customer: recipient.trim_start_matches('+'),
+                kind,
+            }),
+            Err(r) => out.rejected.push(r),
+        }
+    }
 }
 
 /// Where in the line a value is, written only for a reject.
@@ -433,6 +506,24 @@ mod tests {
             parse_line(odd.as_bytes()).unwrap().rejected[0].reason,
             "unknown_status"
         );
+    }
+
+    #[test]
+    fn another_fields_value_of_another_shape_leaves_the_messages() {
+        let odd = BODY.replace(
+            r#"{"field":"account_update","value":{"event":"x"}}"#,
+            r#"{"field":"account_update","value":{"messages":"not a list"}}"#,
+        );
+        assert_ne!(odd, BODY);
+        let line = parse_line(odd.as_bytes()).unwrap();
+        assert_eq!(line.other_changes, 1);
+        assert_eq!(line.events.len(), 2);
+        assert!(line.rejected.is_empty());
+        let broken = BODY
+            .replace(r#""statuses":[{"#, r#""statuses":{"x":[{"#)
+            .replace("}]}},{", "}]}}},{");
+        let line = parse_line(broken.as_bytes()).unwrap();
+        assert_eq!(line.rejected[0].reason, "not_webhook", "{broken}");
     }
 
     #[test]
