@@ -14,7 +14,7 @@ use crate::cli::BenchArgs;
 use crate::config::Config;
 use crate::engine::session::build_session;
 use crate::error::{Result, WaError};
-use crate::ingest::{emit, ingest, webhook, IngestOptions};
+use crate::ingest::{emit, ingest, open_lines, webhook, IngestOptions};
 
 pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     let name = args
@@ -121,11 +121,7 @@ fn read_lines(files: &[PathBuf], mut each: impl FnMut(&[u8])) -> Result<u64> {
     let mut bytes = 0;
     let mut buf = Vec::new();
     for f in files {
-        let file = std::fs::File::open(f).map_err(|e| WaError::io(f.display().to_string(), e))?;
-        let mut r = std::io::BufReader::with_capacity(
-            1 << 20,
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file)),
-        );
+        let mut r = open_lines(f)?;
         loop {
             buf.clear();
             let n = r

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use chrono::{Datelike, NaiveDate};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -129,22 +129,7 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
 
 /// The Arrow schema of a generated log (`message-log.md`).
 fn schema() -> SchemaRef {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let utf8 = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
-    Arc::new(Schema::new(vec![
-        utf8("message_id", false),
-        utf8("account_id", false),
-        utf8("customer_id", false),
-        utf8("direction", false),
-        utf8("message_type", false),
-        utf8("category", true),
-        utf8("status", false),
-        Field::new("sent_at", ts.clone(), false),
-        Field::new("delivered_at", ts, true),
-        utf8("entry_point", true),
-        utf8("phone_number_id", true),
-        utf8("template_name", true),
-    ]))
+    crate::engine::logs::written_log_schema(vec![])
 }
 
 /// Business phone numbers per account: the unit of `pmp26`'s service

@@ -40,6 +40,28 @@ pub const REQUIRED: [(&str, bool); 10] = [
     ("entry_point", false),
 ];
 
+/// The Arrow schema wausage writes a log in (`generate`, `ingest`): the
+/// log's columns, `phone_number_id` and `template_name`, then `extra`.
+pub fn written_log_schema(extra: Vec<Field>) -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let mut fields = vec![
+        text("message_id", false),
+        text("account_id", false),
+        text("customer_id", false),
+        text("direction", false),
+        text("message_type", false),
+        text("category", true),
+        text("status", false),
+        Field::new("sent_at", timestamp_type(), false),
+        Field::new("delivered_at", timestamp_type(), true),
+        text("entry_point", true),
+        text("phone_number_id", true),
+        text("template_name", true),
+    ];
+    fields.extend(extra);
+    Arc::new(Schema::new(fields))
+}
+
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

@@ -167,7 +167,7 @@ impl Reject {
 }
 
 /// Opens a webhook file, gzip or plain (told by its first bytes).
-fn open_lines(path: &Path) -> Result<Box<dyn BufRead>> {
+pub fn open_lines(path: &Path) -> Result<Box<dyn BufRead>> {
     let name = path.display().to_string();
     let mut file = File::open(path).map_err(|e| WaError::io(&name, e))?;
     let meta = file.metadata().map_err(|e| WaError::io(&name, e))?;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -182,28 +182,15 @@ pub fn write_state(path: &Path, entries: &[Entry]) -> Result<()> {
 /// The log's columns of `message-log.md`, then the optional ones `ingest`
 /// fills.
 pub fn rows_schema() -> SchemaRef {
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
-    Arc::new(Schema::new(vec![
-        text("message_id", false),
-        text("account_id", false),
-        text("customer_id", false),
-        text("direction", false),
-        text("message_type", false),
-        text("category", true),
-        text("status", false),
-        Field::new("sent_at", ts.clone(), false),
-        Field::new("delivered_at", ts, true),
-        text("entry_point", true),
-        text("phone_number_id", true),
-        text("template_name", true),
-        text("meta_pricing_category", true),
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    crate::engine::logs::written_log_schema(vec![
+        text("meta_pricing_category"),
         Field::new("meta_billable", DataType::Boolean, true),
-        text("meta_pricing_type", true),
-        text("meta_pricing_model", true),
-        text("meta_conversation_id", true),
-        text("meta_conversation_origin", true),
-    ]))
+        text("meta_pricing_type"),
+        text("meta_pricing_model"),
+        text("meta_conversation_id"),
+        text("meta_conversation_origin"),
+    ])
 }
 
 /// Writes the rows of `entries` (already in order; those without a row
