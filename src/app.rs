@@ -32,7 +32,7 @@ async fn run_command(config: &Config, command: Command) -> Result<()> {
     let config = config.clone();
     match command {
         Command::Generate(args) => run_generate(&config, &args).await,
-        Command::Ingest(args) => commands::ingest::run(&args),
+        Command::Ingest(args) => commands::ingest::run(&config, &args),
         Command::Queries => commands::queries::list(&config),
         Command::Report {
             month,

@@ -274,6 +274,10 @@ pub struct IngestArgs {
     /// Any reject fails the run (exit 1) and nothing is written
     #[arg(long)]
     pub strict: bool,
+    /// The bytes of folds held in memory before they spill to disk, exactly
+    /// (for tests; --memory-limit sets it to half the limit)
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub fold_budget: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -71,6 +71,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
             out: out.path().join("log"),
             sends: Some(hooks.join("sends.csv")),
             strict: false,
+            budget: config
+                .memory_limit
+                .map_or(crate::ingest::DEFAULT_BUDGET, |m| m / 2),
         };
         let (t_ingest, summary) = timed(|| ingest(&opts))?;
         let peak = peak_memory();

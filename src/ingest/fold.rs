@@ -184,6 +184,15 @@ pub enum EventRefKind<'a> {
     },
 }
 
+impl EventRefKind<'_> {
+    /// The event's time.
+    pub fn at(&self) -> i64 {
+        match *self {
+            EventRefKind::Inbound { at, .. } | EventRefKind::Status { at, .. } => at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PricingRef<'a> {
     pub category: Option<&'a str>,
@@ -524,6 +533,34 @@ impl Folded {
             pricing: self.pricing.as_ref().map(|p| &p.label),
             conversation: self.conversation.as_ref().map(|c| &c.label),
         })
+    }
+
+    /// Roughly the bytes this state holds on the heap, for the budget that
+    /// decides when `ingest` spills folds to disk.
+    pub fn heap_bytes(&self) -> usize {
+        fn text(s: &Option<String>) -> usize {
+            s.as_ref().map_or(0, |s| s.capacity() + 16)
+        }
+        fn parties(p: &Parties) -> usize {
+            p.account_id.capacity() + p.customer.capacity() + 32 + text(&p.phone_number_id)
+        }
+        let pricing = self.pricing.as_ref().map_or(0, |p| {
+            text(&p.label.category) + text(&p.label.pricing_type) + text(&p.label.pricing_model)
+        });
+        let conversation = self.conversation.as_ref().map_or(0, |c| {
+            std::mem::size_of::<Labelled<Conversation>>()
+                + 16
+                + text(&c.label.id)
+                + text(&c.label.origin)
+        });
+        let send = self.send.as_ref().map_or(0, |s| {
+            std::mem::size_of::<Send>() + 16 + text(&s.template_name)
+        });
+        let others = self
+            .other_parties
+            .as_ref()
+            .map_or(0, |p| std::mem::size_of::<Parties>() + 16 + parties(p));
+        parties(&self.parties) + pricing + conversation + send + others
     }
 
     /// When the message happened, for the month it is kept in: its row's

@@ -5,24 +5,42 @@
 //! run touches is written again ([`partitions`]): aside first, then each
 //! file renamed into place, so a run that fails leaves every partition as
 //! it was.
+//!
+//! Memory is bounded whatever the input's size: messages are spread over
+//! buckets by their id ([`buckets`]), folds past the budget spill to the
+//! buckets' files, each bucket settles on its own into sorted runs by
+//! month, and a month is written from the merge of its runs ([`runs`]).
 
+pub mod buckets;
 pub mod emit;
 pub mod fold;
 pub mod partitions;
+pub mod rejects;
+pub mod runs;
 pub mod sends;
 pub mod webhook;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use fold::EventRef;
-use fold::Folded;
-use partitions::{month_of, neighbours, rows_path, state_path, REJECTS_DIR, STATE_DIR};
-use webhook::{parse_line_with, Rejected};
+use buckets::{Map, SendEntry, Staging, Store};
+use partitions::{
+    month_index, month_name, neighbours, rows_path, state_path, RowsWriter, StateWriter,
+    REJECTS_DIR, STATE_DIR,
+};
+use rejects::Reject;
+use runs::{Merged, Run, Settled};
+use webhook::parse_line_with;
 
 use crate::error::{Result, WaError};
+
+/// What `ingest` holds in memory when no `--memory-limit` is given: past
+/// it, folds spill to disk.
+pub const DEFAULT_BUDGET: usize = 512 << 20;
 
 /// What to ingest and where.
 #[derive(Debug, Clone)]
@@ -32,6 +50,8 @@ pub struct IngestOptions {
     pub sends: Option<PathBuf>,
     /// Any reject fails the run, and nothing is written.
     pub strict: bool,
+    /// Roughly the bytes of folds held in memory; past it they spill to disk.
+    pub budget: usize,
 }
 
 /// What a run read and wrote, for its summary.
@@ -51,6 +71,8 @@ pub struct IngestSummary {
     /// Rejects by reason.
     pub rejects: BTreeMap<&'static str, usize>,
     pub rejects_file: Option<PathBuf>,
+    /// Whether folds went to disk, the run being past its memory budget.
+    pub spilled: bool,
 }
 
 impl IngestSummary {
@@ -70,6 +92,9 @@ impl IngestSummary {
         if !self.months_written.is_empty() {
             s.push_str(&format!(" ({})", self.months_written.join(", ")));
         }
+        if self.spilled {
+            s.push_str("; past the memory budget, folds spilled to disk");
+        }
         let total: usize = self.rejects.values().sum();
         if total == 0 {
             s.push_str("; no rejects");
@@ -85,84 +110,6 @@ impl IngestSummary {
             }
         }
         s
-    }
-}
-
-/// Where a message's events came from, for its reject record.
-type Source = (u32, u64);
-/// The sources kept per message: a reject lists these and counts the rest.
-const SOURCES_KEPT: usize = 16;
-
-struct Pending {
-    folded: Folded,
-    sources: Vec<Source>,
-    more_sources: u64,
-}
-
-/// One record of `DIR/_rejects/`.
-enum Reject {
-    Line {
-        file: u32,
-        line: u64,
-        why: Rejected,
-        text: String,
-    },
-    Message {
-        id: String,
-        reason: &'static str,
-        detail: String,
-        sources: Vec<Source>,
-        more_sources: u64,
-    },
-}
-
-impl Reject {
-    fn reason(&self) -> &'static str {
-        match self {
-            Reject::Line { why, .. } => why.reason,
-            Reject::Message { reason, .. } => reason,
-        }
-    }
-
-    fn json(&self, files: &[PathBuf]) -> String {
-        let name = |f: u32| files[f as usize].display().to_string();
-        let value = match self {
-            Reject::Line {
-                file,
-                line,
-                why,
-                text,
-            } => serde_json::json!({
-                "file": name(*file),
-                "line": line,
-                "reason": why.reason,
-                "detail": why.detail,
-                "text": text,
-            }),
-            Reject::Message {
-                id,
-                reason,
-                detail,
-                sources,
-                more_sources,
-            } => {
-                let events: Vec<_> = sources
-                    .iter()
-                    .map(|(f, l)| serde_json::json!({"file": name(*f), "line": l}))
-                    .collect();
-                let mut v = serde_json::json!({
-                    "message_id": id,
-                    "reason": reason,
-                    "detail": detail,
-                    "events": events,
-                });
-                if *more_sources > 0 {
-                    v["more_events"] = (*more_sources).into();
-                }
-                v
-            }
-        };
-        value.to_string()
     }
 }
 
@@ -188,76 +135,41 @@ pub fn open_lines(path: &Path) -> Result<Box<dyn BufRead>> {
     })
 }
 
-/// What the files' lines fold to, before the kept state is merged in.
+/// What one reader of webhook files found, besides its folds.
 #[derive(Default)]
-struct Folding {
-    pending: HashMap<String, Pending>,
+struct Reading {
     rejects: Vec<Reject>,
     lines: u64,
     bytes: u64,
     events: u64,
     other_changes: u64,
+    /// The months of the events' times, as [`month_index`]es.
+    months: BTreeSet<i32>,
 }
 
-impl Folding {
-    fn add(pending: &mut HashMap<String, Pending>, event: &EventRef, source: Source) {
-        match pending.get_mut(event.message_id) {
-            Some(p) => {
-                p.folded.add(event);
-                if p.sources.len() < SOURCES_KEPT {
-                    p.sources.push(source);
-                } else {
-                    p.more_sources += 1;
-                }
-            }
-            None => {
-                pending.insert(
-                    event.message_id.to_string(),
-                    Pending {
-                        folded: Folded::of_ref(event),
-                        sources: vec![source],
-                        more_sources: 0,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Merges another worker's folding; the fold is commutative, so the
-    /// split of the files between workers does not show.
-    fn merge(&mut self, mut other: Folding) {
-        if other.pending.len() > self.pending.len() {
-            std::mem::swap(&mut self.pending, &mut other.pending);
-        }
-        for (id, p) in other.pending {
-            match self.pending.get_mut(&id) {
-                Some(mine) => {
-                    mine.folded.merge(p.folded);
-                    mine.sources.extend(p.sources);
-                    mine.more_sources += p.more_sources;
-                    if mine.sources.len() > SOURCES_KEPT {
-                        mine.sources.sort_unstable();
-                        mine.more_sources += (mine.sources.len() - SOURCES_KEPT) as u64;
-                        mine.sources.truncate(SOURCES_KEPT);
-                    }
-                }
-                None => {
-                    self.pending.insert(id, p);
-                }
-            }
-        }
+impl Reading {
+    fn merge(&mut self, other: Reading) {
         self.rejects.extend(other.rejects);
         self.lines += other.lines;
         self.bytes += other.bytes;
         self.events += other.events;
         self.other_changes += other.other_changes;
+        self.months.extend(other.months);
     }
 
-    /// Folds every line of file number `f`.
-    fn fold_file(&mut self, f: u32, path: &Path) -> Result<()> {
+    /// Folds every line of file number `f` into `staging`.
+    fn fold_file(
+        &mut self,
+        f: u32,
+        path: &Path,
+        staging: &mut Staging,
+        store: &Store,
+    ) -> Result<()> {
         let mut reader = open_lines(path)?;
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut line_no = 0u64;
+        // The month of the last event's time, and that month's bounds.
+        let mut month = (i64::MAX, i64::MIN, 0);
         loop {
             buf.clear();
             let n = reader
@@ -272,12 +184,21 @@ impl Folding {
             if line.is_empty() {
                 continue;
             }
-            let text = || String::from_utf8_lossy(line).into_owned();
-            let (pending, events) = (&mut self.pending, &mut self.events);
+            let mut failed = Ok(());
+            let (events, months) = (&mut self.events, &mut self.months);
             let parsed = parse_line_with(line, &mut |e| {
                 *events += 1;
-                Folding::add(pending, &e, (f, line_no));
+                let at = e.kind.at();
+                if !(month.0..month.1).contains(&at) {
+                    month = month_bounds(at);
+                    months.insert(month.2);
+                }
+                if failed.is_ok() {
+                    failed = staging.add_event(store, &e, (f, line_no));
+                }
             });
+            failed?;
+            let text = || String::from_utf8_lossy(line).into_owned();
             let parsed = match parsed {
                 Ok(p) => p,
                 Err(why) => {
@@ -305,25 +226,47 @@ impl Folding {
     }
 }
 
+/// The month of `at` and its bounds: `[start, end)` in microseconds.
+fn month_bounds(at: i64) -> (i64, i64, i32) {
+    let index = month_index(at);
+    let start =
+        |i: i32| {
+            chrono::NaiveDate::from_ymd_opt(i.div_euclid(12), i.rem_euclid(12) as u32 + 1, 1)
+                .map_or(at, |d| {
+                    d.and_hms_opt(0, 0, 0)
+                        .expect("midnight")
+                        .and_utc()
+                        .timestamp_micros()
+                })
+        };
+    let (lo, hi) = (start(index), start(index + 1));
+    if (lo..hi).contains(&at) {
+        (lo, hi, index)
+    } else {
+        (at, at + 1, index)
+    }
+}
+
 /// Folds `files` on as many threads as there are cores (a file each at a
-/// time), then merges the threads' folds.
-fn fold_files(files: &[PathBuf]) -> Result<Folding> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+/// time), each into its own staging.
+fn fold_files(files: &[PathBuf], store: &Store, budget: usize) -> Result<(Reading, Vec<Staging>)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = cores.min(files.len()).max(1);
     let next = AtomicUsize::new(0);
-    let folded: Vec<Result<Folding>> = std::thread::scope(|s| {
+    let share = budget / workers;
+    let done: Vec<Result<(Reading, Staging)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
-                    let mut folding = Folding::default();
+                    let mut reading = Reading::default();
+                    let mut staging = Staging::new(store.count(), share);
                     loop {
                         let f = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = files.get(f) else {
-                            return Ok(folding);
+                            return Ok((reading, staging));
                         };
                         let number = u32::try_from(f).expect("fewer than 4G files");
-                        folding.fold_file(number, path)?;
+                        reading.fold_file(number, path, &mut staging, store)?;
                     }
                 })
             })
@@ -333,22 +276,242 @@ fn fold_files(files: &[PathBuf]) -> Result<Folding> {
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    let mut all = Folding::default();
-    for f in folded {
-        all.merge(f?);
+    let mut all = Reading::default();
+    let mut stagings = vec![];
+    for d in done {
+        let (reading, staging) = d?;
+        all.merge(reading);
+        stagings.push(staging);
     }
-    all.rejects.sort_by_key(|r| match r {
-        Reject::Line { file, line, .. } => (*file, *line),
-        Reject::Message { .. } => (u32::MAX, 0),
+    Ok((all, stagings))
+}
+
+/// How many buckets a run spreads its messages over: enough that one
+/// bucket's folds, settled on each core at once, stay within the budget,
+/// told from the input's size (a gzip file as 16 times its size; a fold
+/// takes about as much memory as its message's NDJSON).
+fn bucket_count(files: &[PathBuf], kept: u64, budget: usize, cores: usize) -> usize {
+    let ndjson: u64 = files
+        .iter()
+        .map(|f| {
+            let len = fs::metadata(f).map_or(0, |m| m.len());
+            let mut magic = [0u8; 2];
+            let gzip = File::open(f)
+                .and_then(|mut file| file.read_exact(&mut magic))
+                .is_ok()
+                && magic == [0x1f, 0x8b];
+            if gzip {
+                len * 16
+            } else {
+                len
+            }
+        })
+        .sum();
+    // A kept state file is compressed binary: its folds take about eight
+    // times its size.
+    let bytes = ndjson + kept * 8;
+    let share = (budget / (2 * cores)).max(1) as u64;
+    let wanted = (bytes / share + 1) as usize;
+    wanted.next_power_of_two().clamp(cores, 1024)
+}
+
+/// One bucket settled: its messages by month, and what was wrong with them.
+struct Outcome {
+    touched: usize,
+    rejects: Vec<Reject>,
+    runs: BTreeMap<i32, Run>,
+}
+
+/// Settles bucket `b`: merges every fold of its messages (held or
+/// spilled), applies the sends file's entries to them, checks those this
+/// run's events touched, and sorts them into runs by month, written to
+/// `runs_dir` when given.
+fn settle(
+    b: usize,
+    held: Vec<(Map, Vec<SendEntry>)>,
+    store: &Store,
+    sends_name: &str,
+    runs_dir: Option<&Path>,
+) -> Result<Outcome> {
+    let mut maps = vec![];
+    let mut send_entries = vec![];
+    for (map, sends) in held {
+        maps.push(map);
+        send_entries.extend(sends);
+    }
+    maps.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    let mut messages = maps.pop().unwrap_or_default();
+    if let Some(largest) = maps.first_mut() {
+        std::mem::swap(largest, &mut messages);
+    }
+    let merge = |messages: &mut Map, id: String, p: buckets::Pending| match messages.get_mut(&id) {
+        Some(mine) => mine.merge(p),
+        None => {
+            messages.insert(id, p);
+        }
+    };
+    for map in maps {
+        for (id, p) in map {
+            merge(&mut messages, id, p);
+        }
+    }
+    store.read(
+        b,
+        |id, p| merge(&mut messages, id, p),
+        |s| send_entries.push(s),
+    )?;
+    let mut sends = sends::Entries::default();
+    for (id, row, send) in send_entries {
+        sends.insert(sends_name, id, row, send)?;
+    }
+    for (id, (_, send)) in sends.0 {
+        if let Some(p) = messages.get_mut(&id) {
+            p.folded.with_send(send);
+        }
+    }
+    let mut outcome = Outcome {
+        touched: 0,
+        rejects: vec![],
+        runs: BTreeMap::new(),
+    };
+    let mut by_month: BTreeMap<i32, Vec<Settled>> = BTreeMap::new();
+    for (id, p) in messages {
+        if !p.sources.is_empty() {
+            outcome.touched += 1;
+            if let Err(why) = p.folded.check() {
+                outcome.rejects.push(Reject::Message {
+                    id: id.clone(),
+                    reason: why.reason(),
+                    detail: why.detail(),
+                    sources: p.sources.clone(),
+                });
+            }
+        }
+        let at = p.folded.event_at();
+        by_month.entry(month_index(at)).or_default().push(Settled {
+            at,
+            id,
+            folded: p.folded,
+        });
+    }
+    for (month, messages) in by_month {
+        let path = runs_dir.map(|d| d.join(format!("{b}-{}.run", month_name(month))));
+        outcome.runs.insert(month, Run::of(messages, path)?);
+    }
+    Ok(outcome)
+}
+
+/// Settles every bucket, on as many threads as there are cores.
+fn settle_all(
+    held: Vec<Staging>,
+    store: &Store,
+    sends_name: &str,
+    runs_dir: Option<&Path>,
+) -> Result<Vec<Outcome>> {
+    let count = store.count();
+    let mut by_bucket: Vec<Vec<(Map, Vec<SendEntry>)>> = (0..count).map(|_| vec![]).collect();
+    for staging in held {
+        for (b, (map, sends)) in staging.maps.into_iter().zip(staging.sends).enumerate() {
+            by_bucket[b].push((map, sends));
+        }
+    }
+    let by_bucket: Vec<Mutex<Option<_>>> =
+        by_bucket.into_iter().map(|h| Mutex::new(Some(h))).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let outcomes: Vec<Result<Vec<Outcome>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores.min(count))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = vec![];
+                    loop {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(slot) = by_bucket.get(b) else {
+                            return Ok(mine);
+                        };
+                        let held = slot
+                            .lock()
+                            .expect("a bucket's slot")
+                            .take()
+                            .unwrap_or_default();
+                        mine.push(settle(b, held, store, sends_name, runs_dir)?);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
-    for p in all.pending.values_mut() {
-        p.sources.sort_unstable();
+    let mut all = vec![];
+    for o in outcomes {
+        all.extend(o?);
     }
     Ok(all)
 }
 
-/// Runs `ingest`.
+/// Writes a month from the merge of its runs: the merge, the state's
+/// encoding and the rows' encoding each on a thread of its own, a chunk
+/// at a time. Returns the rows written.
+fn write_month(runs: Vec<Run>, state: &Path, rows: &Path) -> Result<usize> {
+    const CHUNK: usize = 64 * 1024;
+    let mut merged = Merged::of(runs)?;
+    let mut state_writer = StateWriter::create(state)?;
+    let mut rows_writer = RowsWriter::create(rows)?;
+    let (to_state, for_state) = std::sync::mpsc::sync_channel::<Arc<Vec<Settled>>>(1);
+    let (to_rows, for_rows) = std::sync::mpsc::sync_channel::<Arc<Vec<Settled>>>(1);
+    std::thread::scope(|s| {
+        let state = s.spawn(move || -> Result<()> {
+            for chunk in for_state {
+                state_writer.write(&chunk)?;
+            }
+            state_writer.finish()
+        });
+        let rows = s.spawn(move || -> Result<usize> {
+            for chunk in for_rows {
+                rows_writer.write(&chunk)?;
+            }
+            rows_writer.finish()
+        });
+        let mut merging = Ok(());
+        loop {
+            let chunk = match merged.next_chunk(CHUNK) {
+                Ok(c) if c.is_empty() => break,
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    merging = Err(e);
+                    break;
+                }
+            };
+            // A writer that stopped has its error to tell.
+            if to_state.send(Arc::clone(&chunk)).is_err() || to_rows.send(chunk).is_err() {
+                break;
+            }
+        }
+        drop((to_state, to_rows));
+        let state = state
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let rows = rows.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        merging?;
+        state?;
+        rows
+    })
+}
+
+/// Runs `ingest`. A run that fails leaves `--out` as it was: a folder it
+/// created is removed again.
 pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
+    let created = !opts.out.exists();
+    let done = ingest_into(opts);
+    if done.is_err() && created {
+        let _ = fs::remove_dir_all(&opts.out);
+    }
+    done
+}
+
+fn ingest_into(opts: &IngestOptions) -> Result<IngestSummary> {
     let out = &opts.out;
     if out.exists() && !out.is_dir() {
         return Err(WaError::Input(format!(
@@ -363,30 +526,58 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
             out.display()
         )));
     }
-    let sends = match &opts.sends {
-        Some(p) => sends::read_sends(p)?,
-        None => HashMap::new(),
-    };
-    let folding = fold_files(&opts.files)?;
+    let stored: BTreeSet<String> = partitions::state_months(out)?.into_iter().collect();
+    let kept_bytes: u64 = stored
+        .iter()
+        .filter_map(|m| fs::metadata(state_path(out, m)).ok())
+        .map(|m| m.len())
+        .sum();
+
+    // Everything of the run is written aside first, its spill files too.
+    fs::create_dir_all(out.join(STATE_DIR))
+        .map_err(|e| WaError::io(out.display().to_string(), e))?;
+    let aside = tempfile::Builder::new()
+        .prefix(".run-")
+        .tempdir_in(out.join(STATE_DIR))
+        .map_err(|e| WaError::io(out.display().to_string(), e))?;
+    let spill_dir = aside.path().join("spill");
+    fs::create_dir_all(&spill_dir).map_err(|e| WaError::io(spill_dir.display().to_string(), e))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let budget = opts.budget.max(1);
+    let store = Store::new(
+        &spill_dir,
+        bucket_count(&opts.files, kept_bytes, budget, cores),
+    );
+
+    // A quarter of the budget for the sends file, half for the webhook
+    // files' readers, a quarter for the kept state.
+    let mut sends_staging = Staging::new(store.count(), budget / 4);
+    let sends_name = opts
+        .sends
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if let Some(p) = &opts.sends {
+        sends::for_each_send(p, |id, row, send| {
+            sends_staging.add_send(&store, id, row, send)
+        })?;
+    }
+    let (reading, mut stagings) = fold_files(&opts.files, &store, budget / 2)?;
     let mut summary = IngestSummary {
         files: opts.files.len(),
-        lines: folding.lines,
-        bytes: folding.bytes,
-        events: folding.events,
-        other_changes: folding.other_changes,
+        lines: reading.lines,
+        bytes: reading.bytes,
+        events: reading.events,
+        other_changes: reading.other_changes,
         ..Default::default()
     };
-    let pending = folding.pending;
-    let mut rejects = folding.rejects;
-    summary.messages_touched = pending.len();
-    let mut messages = pending;
+    let mut rejects = reading.rejects;
 
     // The months the new events can touch: a message's events lie within
     // days of each other, so its row is in an event's month or next to it.
-    let stored: BTreeSet<String> = partitions::state_months(out)?.into_iter().collect();
+    // Their kept state joins the folds.
     let mut months: BTreeSet<String> = BTreeSet::new();
-    for p in messages.values() {
-        let m = month_of(p.folded.event_at());
+    for m in reading.months.iter().map(|&m| month_name(m)) {
         for n in neighbours(&m) {
             if stored.contains(&n) {
                 months.insert(n);
@@ -394,44 +585,35 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
         }
         months.insert(m);
     }
-    // The kept state of those months joins the same map: a message this
-    // run did not touch has no sources.
+    let mut kept = Staging::new(store.count(), budget / 4);
     for m in months.iter().filter(|m| stored.contains(*m)) {
-        for (id, folded) in partitions::read_state(&state_path(out, m))? {
-            match messages.get_mut(&id) {
-                Some(p) => p.folded.merge(folded),
-                None => {
-                    messages.insert(
-                        id,
-                        Pending {
-                            folded,
-                            sources: vec![],
-                            more_sources: 0,
-                        },
-                    );
-                }
-            }
+        partitions::read_state(&state_path(out, m), |id, folded| {
+            kept.add_kept(&store, id, folded)
+        })?;
+    }
+    stagings.push(kept);
+    stagings.push(sends_staging);
+    // Past the budget, what is still held goes to disk too, so that the
+    // buckets settle one by one with nothing else in memory.
+    let runs_dir = store.spilled().then(|| aside.path().join("runs"));
+    if let Some(dir) = &runs_dir {
+        for s in &mut stagings {
+            s.spill(&store)?;
+        }
+        fs::create_dir_all(dir).map_err(|e| WaError::io(dir.display().to_string(), e))?;
+    }
+    summary.spilled = store.spilled();
+    let outcomes = settle_all(stagings, &store, &sends_name, runs_dir.as_deref())?;
+    fs::remove_dir_all(&spill_dir).map_err(|e| WaError::io(spill_dir.display().to_string(), e))?;
+    let mut by_month: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+    for o in outcomes {
+        summary.messages_touched += o.touched;
+        rejects.extend(o.rejects);
+        for (month, run) in o.runs {
+            by_month.entry(month_name(month)).or_default().push(run);
         }
     }
-    for (id, send) in sends {
-        if let Some(p) = messages.get_mut(&id) {
-            p.folded.with_send(send);
-        }
-    }
-    for (id, p) in &messages {
-        if p.sources.is_empty() {
-            continue;
-        }
-        if let Err(why) = p.folded.check() {
-            rejects.push(Reject::Message {
-                id: id.clone(),
-                reason: why.reason(),
-                detail: why.detail(),
-                sources: p.sources.clone(),
-                more_sources: p.more_sources,
-            });
-        }
-    }
+    rejects.sort_by(|a, b| a.order().cmp(&b.order()));
     for r in &rejects {
         *summary.rejects.entry(r.reason()).or_default() += 1;
     }
@@ -442,51 +624,18 @@ pub fn ingest(opts: &IngestOptions) -> Result<IngestSummary> {
             rejects.len()
         )));
     }
-
-    // Every message of the months read, by the month it belongs to now,
-    // in the rows' order: (sent_at, message_id).
-    let mut by_month: BTreeMap<String, Vec<(i64, &str, &Folded)>> = BTreeMap::new();
-    for (id, p) in &messages {
-        let at = p.folded.event_at();
-        let month = month_of(at);
-        if !by_month.contains_key(&month) {
-            months.insert(month.clone());
-        }
-        by_month
-            .entry(month)
-            .or_default()
-            .push((at, id.as_str(), &p.folded));
-    }
+    months.extend(by_month.keys().cloned());
 
     // Written aside, then renamed into place.
-    fs::create_dir_all(out.join(STATE_DIR))
-        .map_err(|e| WaError::io(out.display().to_string(), e))?;
-    let aside = tempfile::Builder::new()
-        .prefix(".run-")
-        .tempdir_in(out.join(STATE_DIR))
-        .map_err(|e| WaError::io(out.display().to_string(), e))?;
     let mut moves: Vec<(PathBuf, PathBuf)> = vec![];
     let mut removals: Vec<PathBuf> = vec![];
     for month in &months {
-        let mut entries = by_month.remove(month).unwrap_or_default();
-        entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let runs = by_month.remove(month).unwrap_or_default();
         let tmp_state = aside.path().join(format!("{month}.state"));
         // Not `.parquet`: a run killed before its renames leaves nothing a
         // listing of the log would read.
         let tmp_rows = aside.path().join(format!("{month}.rows"));
-        // The state and the rows are encoded side by side.
-        let (state, rows) = std::thread::scope(|s| {
-            let state = s.spawn(|| partitions::write_state(&tmp_state, &entries));
-            let rows = partitions::write_rows(&tmp_rows, &entries);
-            (
-                state
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                rows,
-            )
-        });
-        state?;
-        let rows = rows?;
+        let rows = write_month(runs, &tmp_state, &tmp_rows)?;
         moves.push((tmp_state, state_path(out, month)));
         let target = rows_path(out, month);
         if rows == 0 {

@@ -7,16 +7,18 @@
 //! ```
 //!
 //! The state is what lets a later run re-fold the messages it touches with
-//! the events already seen: each message's [`Folded`], as JSON in a Parquet
-//! column. Its files are not `.parquet`, so a listing of `DIR` as a log
-//! reads the rows alone.
+//! the events already seen: each message's [`Folded`], encoded with
+//! [postcard] in a binary Parquet column (a text column of JSON, as earlier
+//! versions wrote, is read too). Its files are not `.parquet`, so a listing
+//! of `DIR` as a log reads the rows alone.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -25,6 +27,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::fold::{Folded, Row};
+use super::runs::Settled;
 use crate::error::{Result, WaError};
 
 /// The folder of the fold state, beside the month partitions.
@@ -35,9 +38,24 @@ const STATE_EXTENSION: &str = "state";
 
 /// A month, `YYYY-MM`, of a time in microseconds (UTC).
 pub fn month_of(micros: i64) -> String {
+    month_name(month_index(micros))
+}
+
+/// Months since year 0 of a time in microseconds (UTC): `year * 12 + month - 1`.
+pub fn month_index(micros: i64) -> i32 {
+    use chrono::Datelike;
     chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.format("%Y-%m").to_string())
-        .unwrap_or_else(|| "1970-01".to_string())
+        .map(|t| t.year() * 12 + t.month0() as i32)
+        .unwrap_or(1970 * 12)
+}
+
+/// `YYYY-MM` of a [`month_index`].
+pub fn month_name(index: i32) -> String {
+    format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    )
 }
 
 /// The months before and after `month`.
@@ -45,8 +63,7 @@ pub fn neighbours(month: &str) -> [String; 2] {
     let (y, m) = month.split_once('-').expect("YYYY-MM");
     let (y, m): (i32, i32) = (y.parse().expect("year"), m.parse().expect("month"));
     let index = y * 12 + (m - 1);
-    let name = |i: i32| format!("{:04}-{:02}", i.div_euclid(12), i.rem_euclid(12) + 1);
-    [name(index - 1), name(index + 1)]
+    [month_name(index - 1), month_name(index + 1)]
 }
 
 pub fn rows_path(out: &Path, month: &str) -> PathBuf {
@@ -104,79 +121,112 @@ fn parquet_err(path: &Path, e: impl std::fmt::Display) -> WaError {
 fn state_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("message_id", DataType::Utf8, false),
-        Field::new("state", DataType::Utf8, false),
+        Field::new("state", DataType::Binary, false),
     ]))
 }
 
-/// The states kept in `path`.
-pub fn read_state(path: &Path) -> Result<Vec<(String, Folded)>> {
+/// Streams the states kept in `path` into `each`, a batch at a time.
+pub fn read_state(path: &Path, mut each: impl FnMut(String, Folded) -> Result<()>) -> Result<()> {
     let file = File::open(path).map_err(|e| io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| parquet_err(path, e))?
         .build()
         .map_err(|e| parquet_err(path, e))?;
-    let mut out = vec![];
     for batch in reader {
         let batch = batch.map_err(|e| parquet_err(path, e))?;
         let ids = batch.column(0).as_string::<i32>();
-        let states = batch.column(1).as_string::<i32>();
-        for (id, state) in ids.iter().zip(states.iter()) {
-            let (Some(id), Some(state)) = (id, state) else {
+        let states = batch.column(1);
+        for (row, id) in ids.iter().enumerate() {
+            let Some(id) = id else {
                 return Err(parquet_err(path, "a state without its message id"));
             };
-            let folded: Folded = serde_json::from_str(state)
-                .map_err(|e| parquet_err(path, format!("message {id}: {e}")))?;
-            out.push((id.to_string(), folded));
+            let bad = |e: &dyn std::fmt::Display| parquet_err(path, format!("message {id}: {e}"));
+            let folded: Folded = match states.data_type() {
+                DataType::Binary => postcard::from_bytes(states.as_binary::<i32>().value(row))
+                    .map_err(|e| bad(&e))?,
+                DataType::Utf8 => serde_json::from_str(states.as_string::<i32>().value(row))
+                    .map_err(|e| bad(&e))?,
+                other => return Err(bad(&format!("a state column of type {other}"))),
+            };
+            each(id.to_string(), folded)?;
         }
     }
-    Ok(out)
-}
-
-/// Snappy, as `generate` writes: encoding keeps pace with the fold.
-fn properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build()
-}
-
-fn write_batches(
-    path: &Path,
-    schema: SchemaRef,
-    batches: impl Iterator<Item = RecordBatch>,
-) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    }
-    let file = File::create(path).map_err(|e| io(path, e))?;
-    let mut writer =
-        ArrowWriter::try_new(file, schema, Some(properties())).map_err(|e| parquet_err(path, e))?;
-    for b in batches {
-        writer.write(&b).map_err(|e| parquet_err(path, e))?;
-    }
-    writer.close().map_err(|e| parquet_err(path, e))?;
     Ok(())
 }
 
-/// A message of a month being written: its time, id and fold, in order.
-pub type Entry<'a> = (i64, &'a str, &'a Folded);
+/// Snappy, as `generate` writes: encoding keeps pace with the fold. Row
+/// groups of 128k rows bound what a writer buffers.
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
 
-/// Rows of a batch: the writers build and encode a batch at a time, so that
-/// a month's rows are never all built at once.
-const BATCH_ROWS: usize = 64 * 1024;
+/// A Parquet file written a chunk of messages at a time.
+struct Writer {
+    path: PathBuf,
+    schema: SchemaRef,
+    writer: ArrowWriter<File>,
+}
 
-/// Writes the fold states of `entries` to `path`.
-pub fn write_state(path: &Path, entries: &[Entry]) -> Result<()> {
-    let batches = entries.chunks(BATCH_ROWS).map(|chunk| {
-        let mut ids = StringBuilder::new();
-        let mut json = StringBuilder::new();
-        for (_, id, f) in chunk {
-            ids.append_value(id);
-            json.append_value(serde_json::to_string(f).expect("a fold state serialises"));
+impl Writer {
+    fn create(path: &Path, schema: SchemaRef) -> Result<Writer> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
-        let columns: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(json.finish())];
-        RecordBatch::try_new(state_schema(), columns).expect("state columns")
-    });
-    write_batches(path, state_schema(), batches)
+        let file = File::create(path).map_err(|e| io(path, e))?;
+        let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties()))
+            .map_err(|e| parquet_err(path, e))?;
+        Ok(Writer {
+            path: path.to_path_buf(),
+            schema,
+            writer,
+        })
+    }
+
+    fn write(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|e| parquet_err(&self.path, e))?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| parquet_err(&self.path, e))
+    }
+
+    fn finish(self) -> Result<()> {
+        self.writer
+            .close()
+            .map(|_| ())
+            .map_err(|e| parquet_err(&self.path, e))
+    }
+}
+
+/// The fold states of a month, written as the merge of its runs hands them
+/// over.
+pub struct StateWriter(Writer);
+
+impl StateWriter {
+    pub fn create(path: &Path) -> Result<StateWriter> {
+        Ok(StateWriter(Writer::create(path, state_schema())?))
+    }
+
+    pub fn write(&mut self, chunk: &[Settled]) -> Result<()> {
+        let mut ids = StringBuilder::new();
+        let mut states = BinaryBuilder::new();
+        let mut buf = vec![];
+        for m in chunk {
+            ids.append_value(&m.id);
+            buf.clear();
+            buf = postcard::to_extend(&m.folded, buf).expect("a fold state encodes");
+            states.append_value(&buf);
+        }
+        self.0
+            .write(vec![Arc::new(ids.finish()), Arc::new(states.finish())])
+    }
+
+    pub fn finish(self) -> Result<()> {
+        self.0.finish()
+    }
 }
 
 /// The log's columns of `message-log.md`, then the optional ones `ingest`
@@ -193,24 +243,41 @@ pub fn rows_schema() -> SchemaRef {
     ])
 }
 
-/// Writes the rows of `entries` (already in order; those without a row
-/// are skipped) to `path`; returns how many.
-pub fn write_rows(path: &Path, entries: &[Entry]) -> Result<usize> {
-    let schema = rows_schema();
-    let mut written = 0;
-    let batches = entries.chunks(BATCH_ROWS).map(|chunk| {
-        let rows: Vec<(&str, Row)> = chunk
-            .iter()
-            .filter_map(|(_, id, f)| f.row().ok().map(|r| (*id, r)))
-            .collect();
-        written += rows.len();
-        rows_batch(&schema, &rows)
-    });
-    write_batches(path, Arc::clone(&schema), batches)?;
-    Ok(written)
+/// The rows of a month, written as the merge of its runs hands them over;
+/// a message without a row is skipped.
+pub struct RowsWriter {
+    writer: Writer,
+    rows: usize,
 }
 
-fn rows_batch(schema: &SchemaRef, rows: &[(&str, Row)]) -> RecordBatch {
+impl RowsWriter {
+    pub fn create(path: &Path) -> Result<RowsWriter> {
+        Ok(RowsWriter {
+            writer: Writer::create(path, rows_schema())?,
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, chunk: &[Settled]) -> Result<()> {
+        let rows: Vec<(&str, Row)> = chunk
+            .iter()
+            .filter_map(|m| m.folded.row().ok().map(|r| (m.id.as_str(), r)))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.rows += rows.len();
+        self.writer.write(rows_columns(&rows))
+    }
+
+    /// The rows written.
+    pub fn finish(self) -> Result<usize> {
+        self.writer.finish()?;
+        Ok(self.rows)
+    }
+}
+
+fn rows_columns(rows: &[(&str, Row)]) -> Vec<ArrayRef> {
     let mut texts: Vec<StringBuilder> = (0..15).map(|_| StringBuilder::new()).collect();
     let mut sent = TimestampMicrosecondBuilder::new();
     let mut delivered = TimestampMicrosecondBuilder::new();
@@ -258,7 +325,7 @@ fn rows_batch(schema: &SchemaRef, rows: &[(&str, Row)]) -> RecordBatch {
         let mut b = b;
         Arc::new(b.finish().with_timezone("UTC")) as ArrayRef
     };
-    let columns: Vec<ArrayRef> = vec![
+    vec![
         next(),
         next(),
         next(),
@@ -277,6 +344,5 @@ fn rows_batch(schema: &SchemaRef, rows: &[(&str, Row)]) -> RecordBatch {
         next(),
         next(),
         next(),
-    ];
-    RecordBatch::try_new(Arc::clone(schema), columns).expect("rows match their schema")
+    ]
 }

@@ -25,6 +25,44 @@ const REQUIRED: [&str; 3] = ["message_id", "message_type", "category"];
 /// Reads the sends file at `path`: each message id's entry.
 pub fn read_sends(path: &Path) -> Result<HashMap<String, Send>> {
     let name = path.display().to_string();
+    let mut sends = Entries::default();
+    for_each_send(path, |id, row, send| sends.insert(&name, id, row, send))?;
+    Ok(sends
+        .0
+        .into_iter()
+        .map(|(id, (_, send))| (id, send))
+        .collect())
+}
+
+/// Entries of a sends file by message id, with the row each came from: an
+/// id twice with the same values is one entry, with different values an
+/// error naming the later row.
+#[derive(Debug, Default)]
+pub struct Entries(pub HashMap<String, (u64, Send)>);
+
+impl Entries {
+    pub fn insert(&mut self, name: &str, id: String, row: u64, send: Send) -> Result<()> {
+        match self.0.get_mut(&id) {
+            None => {
+                self.0.insert(id, (row, send));
+                Ok(())
+            }
+            Some((_, before)) if *before == send => Ok(()),
+            Some((before_row, _)) => Err(WaError::Input(format!(
+                "{name}: row {}: message {id} is in the file twice, with different values",
+                row.max(*before_row)
+            ))),
+        }
+    }
+}
+
+/// Streams the entries of the sends file at `path`, a batch at a time:
+/// each one's message id, row (counting a CSV header) and entry.
+pub fn for_each_send(
+    path: &Path,
+    mut each: impl FnMut(String, u64, Send) -> Result<()>,
+) -> Result<()> {
+    let name = path.display().to_string();
     let err = |e: std::io::Error| WaError::io(&name, e);
     let mut file = File::open(path).map_err(err)?;
     let mut magic = [0u8; 4];
@@ -40,35 +78,40 @@ pub fn read_sends(path: &Path) -> Result<HashMap<String, Send>> {
     } else {
         (read_csv(file, &name)?, 2)
     };
-    let mut sends = HashMap::new();
     let mut row = first_row;
-    for batch in &batches {
-        let columns = Columns::of(batch, &name)?;
+    for batch in batches {
+        let batch = batch?;
+        let columns = Columns::of(&batch, &name)?;
         for r in 0..batch.num_rows() {
             let (id, send) = columns.send(r, row, &name)?;
-            if let Some(before) = sends.insert(id.clone(), send.clone()) {
-                if before != send {
-                    return Err(WaError::Input(format!(
-                        "{name}: row {row}: message {id} is in the file twice, \
-                         with different values"
-                    )));
-                }
-            }
+            each(id, row as u64, send)?;
             row += 1;
         }
     }
-    Ok(sends)
+    Ok(())
 }
 
-fn read_parquet(file: File, name: &str) -> Result<Vec<RecordBatch>> {
+/// A sends file's batches, read as they are asked for.
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch>>>;
+
+fn read_parquet(file: File, name: &str) -> Result<Batches> {
     let input = |e: parquet::errors::ParquetError| WaError::Input(format!("{name}: {e}"));
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(input)?
         .build()
         .map_err(input)?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| WaError::Input(format!("{name}: {e}")))
+    let name = name.to_string();
+    Ok(Box::new(reader.map(move |b| {
+        b.map_err(|e| WaError::Input(format!("{name}: {e}")))
+    })))
+}
+
+fn arrow_batches(
+    reader: impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + 'static,
+    name: &str,
+) -> Batches {
+    let name = name.to_string();
+    Box::new(reader.map(move |b| b.map_err(|e| WaError::Input(format!("{name}: {e}")))))
 }
 
 /// Every column as text: the values are checked one by one, with their row.
@@ -80,7 +123,7 @@ fn text_schema(names: impl IntoIterator<Item = String>) -> Arc<Schema> {
     Arc::new(Schema::new(fields))
 }
 
-fn read_csv(file: File, name: &str) -> Result<Vec<RecordBatch>> {
+fn read_csv(file: File, name: &str) -> Result<Batches> {
     let input = |e: arrow::error::ArrowError| WaError::Input(format!("{name}: {e}"));
     let mut header = String::new();
     BufReader::new(&file)
@@ -98,12 +141,10 @@ fn read_csv(file: File, name: &str) -> Result<Vec<RecordBatch>> {
         .with_header(true)
         .build(file)
         .map_err(input)?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(input)
+    Ok(arrow_batches(reader, name))
 }
 
-fn read_ndjson(file: File, name: &str) -> Result<Vec<RecordBatch>> {
+fn read_ndjson(file: File, name: &str) -> Result<Batches> {
     let input = |e: arrow::error::ArrowError| WaError::Input(format!("{name}: {e}"));
     let mut reader = BufReader::new(file);
     let (inferred, _) =
@@ -113,9 +154,7 @@ fn read_ndjson(file: File, name: &str) -> Result<Vec<RecordBatch>> {
         .with_coerce_primitive(true)
         .build(reader)
         .map_err(input)?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(input)
+    Ok(arrow_batches(reader, name))
 }
 
 /// A batch's columns, by name.

@@ -58,6 +58,10 @@ fn ingest(files: &[&Path], out: &Path, extra: &[&str]) -> assert_cmd::assert::As
     c.args(extra).assert()
 }
 
+fn stderr(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}
+
 /// The log's rows as text, in message id order.
 fn log_rows(out: &Path) -> Vec<Vec<String>> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -392,6 +396,7 @@ proptest! {
         order in any::<u64>(),
         files in 1usize..4,
         dups in 0usize..6,
+        budget in prop_oneof![Just(None), (0usize..3000).prop_map(Some)],
     ) {
         let dir = tempfile::tempdir().unwrap();
         let events: Vec<String> = kinds.iter().enumerate().flat_map(|(i, k)| events_of(i, k)).collect();
@@ -416,15 +421,19 @@ proptest! {
             .enumerate()
             .map(|(f, lines)| write_lines(&dir.path().join(format!("part-{f}.ndjson")), lines))
             .collect();
+        // Under a budget of some bytes, folds spill to disk and settle from
+        // there.
+        let budget = budget.map(|b| b.to_string());
+        let spill: Vec<&str> = budget.iter().flat_map(|b| ["--fold-budget", b.as_str()]).collect();
         let split_dir = dir.path().join("split");
         let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-        ingest(&refs, &split_dir, &[]).success();
+        ingest(&refs, &split_dir, &spill).success();
         prop_assert_eq!(&log_rows(&split_dir), &expected);
 
         // The same files, one run each.
         let runs_dir = dir.path().join("runs");
         for p in &refs {
-            ingest(&[p], &runs_dir, &[]).success();
+            ingest(&[p], &runs_dir, &spill).success();
         }
         prop_assert_eq!(&log_rows(&runs_dir), &expected);
     }
@@ -468,12 +477,44 @@ fn round_trip(start: &str, days: &str) -> RoundTrip {
     assert!(files.len() >= days.parse().unwrap(), "{files:?}");
     let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let sends = hooks.join("sends.csv");
-    ingest(
+    let args = ["--sends", sends.to_str().unwrap(), "--strict"];
+    let a = ingest(&refs, &ingested, &args).success();
+    assert!(!stderr(&a).contains("spilled"), "{}", stderr(&a));
+
+    // Every fold spilled to disk, settled and merged from there: the same
+    // files, byte for byte.
+    let spilled = dir.path().join("spilled");
+    let a = ingest(
         &refs,
-        &ingested,
-        &["--sends", sends.to_str().unwrap(), "--strict"],
+        &spilled,
+        &[&args[..], &["--fold-budget", "0"]].concat(),
     )
     .success();
+    assert!(stderr(&a).contains("spilled"), "{}", stderr(&a));
+    let mut months = 0;
+    for entry in std::fs::read_dir(&ingested).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_string_lossy().starts_with("month=") {
+            months += 1;
+            let part = Path::new(&name).join("part-0.parquet");
+            assert!(
+                std::fs::read(ingested.join(&part)).unwrap()
+                    == std::fs::read(spilled.join(&part)).unwrap(),
+                "{part:?} differs when spilled"
+            );
+        }
+    }
+    assert!(months >= 1);
+    for entry in std::fs::read_dir(ingested.join("_ingest")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "state") {
+            let other = spilled.join("_ingest").join(path.file_name().unwrap());
+            assert!(
+                std::fs::read(&path).unwrap() == std::fs::read(&other).unwrap(),
+                "{path:?} differs when spilled"
+            );
+        }
+    }
     RoundTrip {
         _dir: dir,
         log,
