@@ -3,8 +3,9 @@
 //! the log (`DIR-webhooks/`). Each run times, interleaved, three passes over
 //! the same files: decompressing and splitting lines alone (the floor),
 //! that plus parsing every line into borrowed events, and the whole `ingest` into a fresh
-//! folder; throughput is uncompressed NDJSON bytes per second. Peak memory
-//! is the process's resident high-water mark, reset before each run.
+//! folder; throughput is uncompressed NDJSON bytes per second. `ingest` runs
+//! as a process of its own (this binary), so that its peak memory is its
+//! own resident high-water mark, as the kernel reports it for the child.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use crate::cli::BenchArgs;
 use crate::config::Config;
 use crate::engine::session::build_session;
 use crate::error::{Result, WaError};
-use crate::ingest::{emit, ingest, open_lines, webhook, IngestOptions};
+use crate::ingest::{emit, open_lines, webhook};
 
 pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
     let name = args
@@ -63,26 +64,27 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
                 let _ = webhook::parse_line_with(line, &mut |_| ());
             })
         })?;
-        reset_peak_memory();
         let out = tempfile::tempdir_in(hooks.parent().unwrap_or(Path::new(".")))
             .map_err(|e| WaError::io(hooks.display().to_string(), e))?;
-        let opts = IngestOptions {
-            files: files.clone(),
-            out: out.path().join("log"),
-            sends: Some(hooks.join("sends.csv")),
-            strict: false,
-            budget: config
-                .memory_limit
-                .map_or(crate::ingest::DEFAULT_BUDGET, |m| m / 2),
-        };
-        let (t_ingest, summary) = timed(|| ingest(&opts))?;
-        let peak = peak_memory();
+        let mut ingest = std::process::Command::new(
+            std::env::current_exe().map_err(|e| WaError::io("the wausage binary", e))?,
+        );
+        if let Some(limit) = config.memory_limit {
+            ingest.arg("--memory-limit").arg(limit.to_string());
+        }
+        ingest
+            .arg("ingest")
+            .args(&files)
+            .arg("--sends")
+            .arg(hooks.join("sends.csv"))
+            .arg("--out")
+            .arg(out.path().join("log"));
+        let (t_ingest, (peak, summary)) = timed(|| run_measured(ingest))?;
         println!(
             "run {}: read {t_read:.2} s, +parse {t_parse:.2} s, ingest {t_ingest:.2} s \
-             (peak {:.0} MiB; {} rows)",
+             (peak {:.0} MiB)\n  {summary}",
             run + 1,
             peak as f64 / (1 << 20) as f64,
-            summary.rows_written
         );
         times[0].push(t_read);
         times[1].push(t_parse);
@@ -140,17 +142,41 @@ fn read_lines(files: &[PathBuf], mut each: impl FnMut(&[u8])) -> Result<u64> {
     Ok(bytes)
 }
 
-/// Resets the resident high-water mark (Linux: `clear_refs` 5).
-fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// The resident high-water mark, in bytes (`VmHWM`), 0 where unknown.
-fn peak_memory() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+/// Runs `command` to its end: its peak resident memory in bytes and its
+/// last line on stderr (the summary), or its stderr as the error.
+fn run_measured(mut command: std::process::Command) -> Result<(u64, String)> {
+    use std::io::Read;
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| WaError::io("wausage ingest", e))?;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr)
+            .map_err(|e| WaError::io("wausage ingest's stderr", e))?;
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that `wait4` fills; the child is ours
+    // and not yet waited for (`child` is not waited on after this).
+    let (waited, usage) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::wait4(pid, &mut status, 0, &mut usage), usage)
+    };
+    if waited != pid {
+        return Err(WaError::io(
+            "wausage ingest",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(WaError::Input(format!(
+            "wausage ingest failed: {}",
+            stderr.trim()
+        )));
+    }
+    let summary = stderr.lines().last().unwrap_or_default().to_string();
+    // Linux reports kilobytes.
+    Ok((usage.ru_maxrss as u64 * 1024, summary))
 }

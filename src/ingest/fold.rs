@@ -14,6 +14,8 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
+use super::text::Text;
+
 /// An outbound message's status, in the order a message goes through them:
 /// the furthest one seen is the row's status, and a delivery seen anywhere
 /// beats `failed`.
@@ -54,17 +56,17 @@ impl Status {
 /// The platform's `pricing` object of a status event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Pricing {
-    pub category: Option<String>,
+    pub category: Option<Text>,
     pub billable: Option<bool>,
-    pub pricing_type: Option<String>,
-    pub pricing_model: Option<String>,
+    pub pricing_type: Option<Text>,
+    pub pricing_model: Option<Text>,
 }
 
 /// The platform's `conversation` object of a status event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Conversation {
-    pub id: Option<String>,
-    pub origin: Option<String>,
+    pub id: Option<Text>,
+    pub origin: Option<Text>,
 }
 
 /// A label and the event that carried it. The last event by timestamp
@@ -83,7 +85,7 @@ pub struct Labelled<T> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Send {
     pub template: Option<TemplateCategory>,
-    pub template_name: Option<String>,
+    pub template_name: Option<Text>,
     pub sent_at: Option<i64>,
 }
 
@@ -210,10 +212,10 @@ pub struct ConversationRef<'a> {
 impl PricingRef<'_> {
     pub fn to_owned(self) -> Pricing {
         Pricing {
-            category: self.category.map(str::to_string),
+            category: self.category.map(Text::from),
             billable: self.billable,
-            pricing_type: self.pricing_type.map(str::to_string),
-            pricing_model: self.pricing_model.map(str::to_string),
+            pricing_type: self.pricing_type.map(Text::from),
+            pricing_model: self.pricing_model.map(Text::from),
         }
     }
 }
@@ -221,8 +223,8 @@ impl PricingRef<'_> {
 impl ConversationRef<'_> {
     pub fn to_owned(self) -> Conversation {
         Conversation {
-            id: self.id.map(str::to_string),
-            origin: self.origin.map(str::to_string),
+            id: self.id.map(Text::from),
+            origin: self.origin.map(Text::from),
         }
     }
 }
@@ -230,9 +232,9 @@ impl ConversationRef<'_> {
 impl EventRef<'_> {
     pub fn parties(&self) -> Parties {
         Parties {
-            account_id: self.account_id.to_string(),
-            phone_number_id: self.phone_number_id.map(str::to_string),
-            customer: self.customer.to_string(),
+            account_id: Text::from(self.account_id),
+            phone_number_id: self.phone_number_id.map(Text::from),
+            customer: Text::from(self.customer),
         }
     }
 
@@ -279,10 +281,10 @@ fn later_label<T: Ord, R: Copy>(
 /// Who a message is between, as an event names them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Parties {
-    pub account_id: String,
-    pub phone_number_id: Option<String>,
+    pub account_id: Text,
+    pub phone_number_id: Option<Text>,
     /// The customer's number as the platform writes it (digits, no `+`).
-    pub customer: String,
+    pub customer: Text,
 }
 
 /// The fold of every event of one message seen so far.
@@ -538,11 +540,11 @@ impl Folded {
     /// Roughly the bytes this state holds on the heap, for the budget that
     /// decides when `ingest` spills folds to disk.
     pub fn heap_bytes(&self) -> usize {
-        fn text(s: &Option<String>) -> usize {
-            s.as_ref().map_or(0, |s| s.capacity() + 16)
+        fn text(s: &Option<Text>) -> usize {
+            s.as_ref().map_or(0, Text::heap_bytes)
         }
         fn parties(p: &Parties) -> usize {
-            p.account_id.capacity() + p.customer.capacity() + 32 + text(&p.phone_number_id)
+            p.account_id.heap_bytes() + p.customer.heap_bytes() + text(&p.phone_number_id)
         }
         let pricing = self.pricing.as_ref().map_or(0, |p| {
             text(&p.label.category) + text(&p.label.pricing_type) + text(&p.label.pricing_model)

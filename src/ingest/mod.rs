@@ -18,6 +18,7 @@ pub mod partitions;
 pub mod rejects;
 pub mod runs;
 pub mod sends;
+pub mod text;
 pub mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -290,7 +291,7 @@ fn fold_files(files: &[PathBuf], store: &Store, budget: usize) -> Result<(Readin
 /// bucket's folds, settled on each core at once, stay within the budget,
 /// told from the input's size (a gzip file as 16 times its size; a fold
 /// takes about as much memory as its message's NDJSON).
-fn bucket_count(files: &[PathBuf], kept: u64, budget: usize, cores: usize) -> usize {
+fn bucket_count(files: &[PathBuf], others: u64, budget: usize, cores: usize) -> usize {
     let ndjson: u64 = files
         .iter()
         .map(|f| {
@@ -307,9 +308,7 @@ fn bucket_count(files: &[PathBuf], kept: u64, budget: usize, cores: usize) -> us
             }
         })
         .sum();
-    // A kept state file is compressed binary: its folds take about eight
-    // times its size.
-    let bytes = ndjson + kept * 8;
+    let bytes = ndjson + others;
     let share = (budget / (2 * cores)).max(1) as u64;
     let wanted = (bytes / share + 1) as usize;
     wanted.next_power_of_two().clamp(cores, 1024)
@@ -527,11 +526,18 @@ fn ingest_into(opts: &IngestOptions) -> Result<IngestSummary> {
         )));
     }
     let stored: BTreeSet<String> = partitions::state_months(out)?.into_iter().collect();
-    let kept_bytes: u64 = stored
+    // A kept state file is compressed binary: its folds take about eight
+    // times its size; the sends file's entries about its size.
+    let other_bytes: u64 = stored
         .iter()
         .filter_map(|m| fs::metadata(state_path(out, m)).ok())
-        .map(|m| m.len())
-        .sum();
+        .map(|m| m.len() * 8)
+        .sum::<u64>()
+        + opts
+            .sends
+            .as_ref()
+            .and_then(|p| fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
 
     // Everything of the run is written aside first, its spill files too.
     fs::create_dir_all(out.join(STATE_DIR))
@@ -546,7 +552,7 @@ fn ingest_into(opts: &IngestOptions) -> Result<IngestSummary> {
     let budget = opts.budget.max(1);
     let store = Store::new(
         &spill_dir,
-        bucket_count(&opts.files, kept_bytes, budget, cores),
+        bucket_count(&opts.files, other_bytes, budget, cores),
     );
 
     // A quarter of the budget for the sends file, half for the webhook

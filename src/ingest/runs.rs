@@ -36,8 +36,17 @@ pub enum Run {
 
 impl Run {
     /// Sorts `messages` into a run, written to `path` when given.
-    pub fn of(mut messages: Vec<Settled>, path: Option<PathBuf>) -> Result<Run> {
-        messages.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+    pub fn of(messages: Vec<Settled>, path: Option<PathBuf>) -> Result<Run> {
+        // Sorted by index, then each message moved once: a fold is some
+        // hundred bytes, too many to move at every step of a sort.
+        let mut order: Vec<u32> = (0..messages.len() as u32).collect();
+        order
+            .sort_unstable_by(|&a, &b| messages[a as usize].key().cmp(&messages[b as usize].key()));
+        let mut slots: Vec<Option<Settled>> = messages.into_iter().map(Some).collect();
+        let messages: Vec<Settled> = order
+            .iter()
+            .map(|&i| slots[i as usize].take().expect("each index once"))
+            .collect();
         let Some(path) = path else {
             return Ok(Run::Memory(messages));
         };
@@ -94,9 +103,11 @@ fn bad_run(path: &Path, e: impl std::fmt::Display) -> WaError {
     WaError::Input(format!("run file {}: {e}", path.display()))
 }
 
-/// The head of one run, ordered for a min-heap.
+/// The head of one run, ordered for a min-heap: its key alone, the fold
+/// waiting beside the heap, so that heap steps move a few bytes.
 struct Head {
-    message: Settled,
+    at: i64,
+    id: String,
     run: usize,
 }
 
@@ -116,7 +127,7 @@ impl PartialOrd for Head {
 
 impl Ord for Head {
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.message.key(), other.run).cmp(&(self.message.key(), self.run))
+        (other.at, &other.id, other.run).cmp(&(self.at, &self.id, self.run))
     }
 }
 
@@ -124,11 +135,14 @@ impl Ord for Head {
 pub struct Merged {
     runs: Vec<Box<dyn Iterator<Item = Result<Settled>> + Send>>,
     heap: BinaryHeap<Head>,
+    /// Each run's head's fold.
+    folds: Vec<Option<Folded>>,
 }
 
 impl Merged {
     pub fn of(runs: Vec<Run>) -> Result<Merged> {
         let mut merged = Merged {
+            folds: runs.iter().map(|_| None).collect(),
             runs: runs.into_iter().map(Run::open).collect::<Result<_>>()?,
             heap: BinaryHeap::new(),
         };
@@ -140,10 +154,9 @@ impl Merged {
 
     fn refill(&mut self, run: usize) -> Result<()> {
         if let Some(message) = self.runs[run].next() {
-            self.heap.push(Head {
-                message: message?,
-                run,
-            });
+            let Settled { at, id, folded } = message?;
+            self.folds[run] = Some(folded);
+            self.heap.push(Head { at, id, run });
         }
         Ok(())
     }
@@ -152,11 +165,12 @@ impl Merged {
     pub fn next_chunk(&mut self, n: usize) -> Result<Vec<Settled>> {
         let mut chunk = Vec::with_capacity(n.min(self.heap.len() * 1024));
         while chunk.len() < n {
-            let Some(head) = self.heap.pop() else {
+            let Some(Head { at, id, run }) = self.heap.pop() else {
                 break;
             };
-            self.refill(head.run)?;
-            chunk.push(head.message);
+            let folded = self.folds[run].take().expect("a head's fold");
+            self.refill(run)?;
+            chunk.push(Settled { at, id, folded });
         }
         Ok(chunk)
     }

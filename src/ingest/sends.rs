@@ -265,7 +265,7 @@ impl Columns {
             .template_name
             .as_ref()
             .and_then(|c| value(c, r))
-            .map(str::to_string);
+            .map(super::text::Text::from);
         Ok((
             id,
             Send {
@@ -353,6 +353,28 @@ mod tests {
         );
         let e = read_sends(&category).unwrap_err().to_string();
         assert!(e.contains("column `category`, row 2"), "{e}");
+    }
+
+    #[test]
+    fn an_id_twice_is_one_entry_unless_its_values_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = write(
+            dir.path(),
+            "same.csv",
+            "message_id,message_type,category\nm1,template,utility\nm1,template,utility\n",
+        );
+        assert_eq!(read_sends(&same).unwrap().len(), 1);
+        let differ = write(
+            dir.path(),
+            "differ.csv",
+            "message_id,message_type,category\nm1,template,utility\nm2,free_form,\n\
+             m1,template,marketing\n",
+        );
+        let e = read_sends(&differ).unwrap_err().to_string();
+        assert!(
+            e.contains("differ.csv: row 4: message m1 is in the file twice"),
+            "{e}"
+        );
     }
 
     #[test]
