@@ -80,7 +80,7 @@ async fn run_executor(config: &Config, args: &ExecutorArgs) -> Result<()> {
         grpc_bind: args.grpc_bind.clone(),
         work_dir: args.work_dir.clone(),
         concurrency: args.concurrency,
-        memory_limit: config.memory_limit,
+        memory_limit: config.memory.given(),
     })
     .await
 }

@@ -61,15 +61,28 @@ pub fn parse_size(s: &str) -> Result<usize, WaError> {
 /// scan cannot hold its batches, and DataFusion fails with an internal error.
 pub const MIN_MEMORY_LIMIT: usize = 32 << 20;
 
-/// `--memory-limit`: a size of at least [`MIN_MEMORY_LIMIT`].
-pub fn parse_memory_limit(s: &str) -> Result<usize, WaError> {
-    let size = parse_size(s)?;
+/// `--memory-limit` as given: a size, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLimitArg {
+    Size(usize),
+    None,
+}
+
+/// `--memory-limit`: a size of at least [`MIN_MEMORY_LIMIT`], or `none`.
+pub fn parse_memory_limit(s: &str) -> Result<MemoryLimitArg, WaError> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(MemoryLimitArg::None);
+    }
+    let size = parse_size(s).map_err(|e| match e {
+        WaError::Usage(m) => WaError::Usage(format!("{m}; or `none` for no limit")),
+        other => other,
+    })?;
     if size < MIN_MEMORY_LIMIT {
         return Err(WaError::Usage(format!(
             "--memory-limit {s}: a query needs at least 32m"
         )));
     }
-    Ok(size)
+    Ok(MemoryLimitArg::Size(size))
 }
 
 /// `--format`: one of the formats' names, listed in `--help` and errors.
@@ -110,10 +123,13 @@ pub struct GlobalArgs {
     /// Register another Parquet or CSV file as a table (repeatable)
     #[arg(long = "table", global = true, value_name = "NAME=PATH")]
     pub tables: Vec<String>,
-    /// Bound the query memory pool, e.g. 512m or 2g; operators spill to disk beyond it
+    /// Bound the query memory pool, e.g. 512m or 2g: sorts, aggregations and the
+    /// windowing spill to disk within it; `none` for no bound [default: 80% of
+    /// the memory available (the cgroup's memory.max, else physical memory):
+    /// a query that does not fit fails]
     #[arg(long, global = true, env = "WAUSAGE_MEMORY_LIMIT", value_name = "SIZE",
           value_parser = parse_memory_limit)]
-    pub memory_limit: Option<usize>,
+    pub memory_limit: Option<MemoryLimitArg>,
     /// Number of partitions queries run in [default: 16 or the number of cores if
     /// more; the number of cores with --memory-limit]
     #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N",
@@ -320,7 +336,11 @@ mod tests {
             assert!(parse_size(not_a_size).is_err(), "{not_a_size}");
         }
         assert!(parse_memory_limit("1k").is_err());
-        assert_eq!(parse_memory_limit("32m").unwrap(), MIN_MEMORY_LIMIT);
+        assert_eq!(
+            parse_memory_limit("32m").unwrap(),
+            MemoryLimitArg::Size(MIN_MEMORY_LIMIT)
+        );
+        assert_eq!(parse_memory_limit("None").unwrap(), MemoryLimitArg::None);
     }
 
     #[test]
@@ -338,7 +358,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.format, Some(Format::Ndjson));
         assert_eq!(cli.global.rules, Some(RuleChoice::Pmp26));
-        assert_eq!(cli.global.memory_limit, Some(2 << 30));
+        assert_eq!(cli.global.memory_limit, Some(MemoryLimitArg::Size(2 << 30)));
         for bad in [
             ["--format", "xml"],
             ["--rules", "weekly"],

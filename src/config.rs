@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use wausage_udfs::rules::RuleChoice;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, MemoryLimitArg};
 use crate::error::{Result, WaError};
+use crate::memory::MemoryLimit;
 use crate::output::{self, Format};
 
 #[derive(Debug, Clone)]
@@ -15,7 +16,8 @@ pub struct Config {
     /// The message log; the shipped sample when none is given.
     pub data: String,
     pub tables: Vec<String>,
-    pub memory_limit: Option<usize>,
+    /// The query memory pool.
+    pub memory: MemoryLimit,
     pub partitions: usize,
     pub rules: RuleChoice,
     pub format: Format,
@@ -122,16 +124,21 @@ impl Config {
                 "--format parquet needs --output FILE".into(),
             ));
         }
+        let memory = match args.memory_limit {
+            Some(MemoryLimitArg::Size(bytes)) => MemoryLimit::Given(bytes),
+            Some(MemoryLimitArg::None) => MemoryLimit::None,
+            None => MemoryLimit::default_for_this_process(),
+        };
         Ok(Config {
             data: match &args.data {
                 Some(data) => data.clone(),
                 None => sample_data_dir()?.to_string_lossy().into_owned(),
             },
             tables: args.tables.clone(),
-            memory_limit: args.memory_limit,
+            memory,
             partitions: args.partitions.unwrap_or_else(|| {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-                default_partitions(cores, args.memory_limit.is_some())
+                default_partitions(cores, memory.given().is_some())
             }),
             rules: args.rules.unwrap_or_default(),
             format,

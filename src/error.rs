@@ -100,7 +100,8 @@ impl fmt::Display for WaError {
                     write!(
                         f,
                         "\nhint: the query needs more memory than the pool allows; raise \
-                         --memory-limit (or WAUSAGE_MEMORY_LIMIT), or leave it unset"
+                         --memory-limit (or WAUSAGE_MEMORY_LIMIT; by default 80% of the memory \
+                         available), or give --memory-limit none"
                     )?;
                 }
                 Ok(())

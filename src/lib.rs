@@ -13,4 +13,5 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod memory;
 pub mod output;

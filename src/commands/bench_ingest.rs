@@ -69,7 +69,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
         let mut ingest = std::process::Command::new(
             std::env::current_exe().map_err(|e| WaError::io("the wausage binary", e))?,
         );
-        if let Some(limit) = config.memory_limit {
+        if let Some(limit) = config.memory.given() {
             ingest.arg("--memory-limit").arg(limit.to_string());
         }
         ingest

@@ -12,7 +12,7 @@ pub fn run(config: &Config, args: &IngestArgs) -> Result<()> {
         out: args.out.clone(),
         sends: args.sends.clone(),
         strict: args.strict,
-        budget: fold_budget(config.memory_limit, args.fold_budget),
+        budget: fold_budget(config.memory.given(), args.fold_budget),
     };
     let t = std::time::Instant::now();
     let summary = ingest(&opts)?;

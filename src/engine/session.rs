@@ -48,6 +48,7 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         .with_target_partitions(config.partitions.max(1))
         .with_option_extension(WaOptions {
             rules: config.rules,
+            memory_limit: config.memory.to_string(),
             ..WaOptions::default()
         });
     // Skip the partial phase of aggregations whose groups barely shrink the
@@ -67,7 +68,7 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         .execution
         .listing_table_ignore_subdirectory = false;
     let mut runtime = RuntimeEnvBuilder::new();
-    if let Some(limit) = config.memory_limit {
+    if let Some(limit) = config.memory.pool() {
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(limit),
             NonZeroUsize::new(5).expect("non-zero"),
@@ -75,7 +76,11 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         runtime = runtime.with_memory_pool(Arc::new(pool));
     }
     let runtime = runtime.build_arc()?;
-    let windowing_rule = match config.memory_limit {
+    // The bucketed operator holds its rows in memory: under a limit the
+    // user gave, the windowing takes the key-grouped aggregate, which
+    // spills; under the default limit it keeps the operator, and a log too
+    // big for the machine fails with the operator's name and the budget.
+    let windowing_rule = match config.memory.given() {
         None => wausage_udfs::single_phase_windowing_rule(),
         Some(_) => wausage_udfs::single_phase_windowing_rule_without_buckets(),
     };

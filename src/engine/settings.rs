@@ -13,6 +13,9 @@ pub struct WaOptions {
     /// `pmp26`'s free service messages per business phone number and month
     /// (rule P5): a setting, as the platform may change it.
     pub service_allowance: u64,
+    /// The query memory pool, as the session was started with it
+    /// (`--memory-limit`): shown, not set.
+    pub memory_limit: String,
 }
 
 /// The platform's monthly service allowance as announced for October 2026.
@@ -23,6 +26,7 @@ impl Default for WaOptions {
         Self {
             rules: RuleChoice::default(),
             service_allowance: DEFAULT_SERVICE_ALLOWANCE,
+            memory_limit: "none".into(),
         }
     }
 }
@@ -69,6 +73,11 @@ impl ExtensionOptions for WaOptions {
                 self.service_allowance = parse_service_allowance(value).map_err(Configuration)?;
                 Ok(())
             }
+            "memory_limit" => Err(Configuration(
+                "wausage.memory_limit is the memory pool the session started with; give \
+                 --memory-limit SIZE (or none) when starting wausage"
+                    .into(),
+            )),
             _ => Err(Configuration(format!(
                 "unknown setting wausage.{key}; known: wausage.rules, wausage.service_allowance"
             ))),
@@ -86,6 +95,12 @@ impl ExtensionOptions for WaOptions {
                 key: "wausage.service_allowance".into(),
                 value: Some(self.service_allowance.to_string()),
                 description: "free service messages per business phone number and month (pmp26)",
+            },
+            ConfigEntry {
+                key: "wausage.memory_limit".into(),
+                value: Some(self.memory_limit.clone()),
+                description:
+                    "the query memory pool (--memory-limit; by default 80% of the memory available)",
             },
         ]
     }

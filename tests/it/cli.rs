@@ -461,3 +461,43 @@ fn saved_query_parameters_are_checked() {
         assert!(out.contains(name), "{out}");
     }
 }
+
+#[test]
+fn the_memory_pool_defaults_to_a_share_of_the_memory_available() {
+    let show = |args: &[&str]| {
+        let a = wausage()
+            .args(args)
+            .args(["query", "SHOW wausage.memory_limit"])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+    };
+    let default = show(&[]);
+    assert!(
+        default.contains("(80% of ") && default.contains("GiB of "),
+        "{default}"
+    );
+    assert!(show(&["--memory-limit", "none"]).contains("wausage.memory_limit,none"));
+    assert!(show(&["--memory-limit", "1g"]).contains("1.0 GiB (--memory-limit)"));
+    wausage()
+        .args(["--memory-limit", "lots", "query", "SELECT 1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`none` for no limit"));
+    // What cannot fit even by spilling fails naming the operator and the
+    // pool, with exit 1.
+    wausage()
+        .args([
+            "--memory-limit",
+            "32m",
+            "query",
+            "SELECT cardinality(array_agg(repeat('x', 1000))) FROM generate_series(1, 100000)",
+        ])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("AggregateStream")
+                .and(predicate::str::contains("pool_size: 32.0 MB"))
+                .and(predicate::str::contains("hint:")),
+        );
+}

@@ -181,7 +181,7 @@ pub fn config(data: &Path, partitions: usize, rules: RuleChoice) -> Config {
     Config {
         data: data.to_string_lossy().into_owned(),
         tables: vec![],
-        memory_limit: None,
+        memory: wausage::memory::MemoryLimit::None,
         partitions,
         rules,
         format: Format::Csv,
