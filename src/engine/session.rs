@@ -76,14 +76,9 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         runtime = runtime.with_memory_pool(Arc::new(pool));
     }
     let runtime = runtime.build_arc()?;
-    // The bucketed operator holds its rows in memory: under a limit the
-    // user gave, the windowing takes the key-grouped aggregate, which
-    // spills; under the default limit it keeps the operator, and a log too
-    // big for the machine fails with the operator's name and the budget.
-    let windowing_rule = match config.memory.given() {
-        None => wausage_udfs::single_phase_windowing_rule(),
-        Some(_) => wausage_udfs::single_phase_windowing_rule_without_buckets(),
-    };
+    // One windowing path for every budget: the bucketed operator spills
+    // past the pool (`wausage_udfs::physical_plan::spill_ranges`).
+    let windowing_rule = wausage_udfs::single_phase_windowing_rule();
     let ctx = match &config.cluster {
         None => SessionContext::new_with_state(
             SessionStateBuilder::new()

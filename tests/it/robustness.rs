@@ -683,3 +683,83 @@ fn a_relative_tree_keeps_its_hive_keys_and_dev_stdout_is_appended_to() {
     assert!(status.success());
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "earlier\none\n1\n");
 }
+
+/// A log whose windowing rows do not fit in a 32 MiB pool: the operator
+/// spills them by range and reads them back, and every view and report
+/// gives the unlimited answer.
+#[test]
+fn past_the_memory_limit_the_windowing_spills_and_every_answer_is_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    wausage()
+        .args([
+            "generate",
+            "--messages",
+            "1200000",
+            "--customers",
+            "30000",
+            "--start",
+            "2026-09-20",
+            "--days",
+            "25",
+        ])
+        .arg("--out")
+        .arg(&log)
+        .assert()
+        .success();
+    let data = log.to_str().unwrap();
+    let out = |limit: &str, args: &[&str]| {
+        let a = wausage()
+            .args(["--data", data, "--memory-limit", limit, "--format", "csv"])
+            .args(args)
+            .assert()
+            .success();
+        String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+    };
+    let spilled = out(
+        "32m",
+        &[
+            "query",
+            "EXPLAIN ANALYZE SELECT category, count(*) FROM conversations GROUP BY category",
+        ],
+    );
+    let line = spilled
+        .lines()
+        .find(|l| l.contains("BucketedWindowingExec"))
+        .unwrap_or_else(|| panic!("{spilled}"));
+    assert!(
+        line.contains("spilled_rows=") && !line.contains("spilled_rows=0,"),
+        "{line}"
+    );
+    let queries: [&[&str]; 6] = [
+        &[
+            "query",
+            "SELECT category, country, count(*), min(opened_at), max(expires_at), \
+                    sum(length(opening_message_id)) \
+             FROM conversations GROUP BY 1, 2 ORDER BY 1, 2",
+        ],
+        &[
+            "query",
+            "SELECT rule_set, pricing_category, billable, count(*) FROM message_pricing \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        ],
+        &[
+            "query",
+            "SELECT opened_category, outside_window, count(*), max(opened_expires_at) \
+             FROM message_conversations GROUP BY 1, 2 ORDER BY 1, 2",
+        ],
+        &["run", "conversations-by-category", "-p", "month=2026-10"],
+        &[
+            "run",
+            "monthly-utilization",
+            "-p",
+            "month=2026-10",
+            "-p",
+            "quota=100000",
+        ],
+        &["run", "country-allocation", "-p", "month=2026-09"],
+    ];
+    for q in queries {
+        assert_eq!(out("32m", q), out("none", q), "{q:?}");
+    }
+}

@@ -22,39 +22,46 @@
 //! ([`BucketedWindowingExec::flattened`], chosen by [`crate::optimizer::used_fields`]),
 //! and the unnests that would have copied them go.
 //!
-//! It runs in one process and does not spill: a cluster keeps the
-//! repartition (it has no codec for this operator), and a session under a
-//! memory limit groups by the keys themselves (see [`crate::optimizer::single_phase`]).
-//! Its rows still count against the session's memory pool.
+//! It runs in one process (a cluster keeps the repartition: it has no codec
+//! for this operator). Its rows count against the session's memory pool;
+//! when the pool cannot hold them, it stops reading, drops them, and reads
+//! its input again into spill files by range of buckets
+//! ([`super::spill_ranges`]), then evaluates each output partition's ranges
+//! one by one: the same answer, as every pair's rows lie in one range.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use arrow::datatypes::{
+    DataType, Field, FieldRef, Fields, Schema, SchemaRef, UInt32Type, UInt64Type,
+};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{
-    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+    reset_plan_states, Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput, Time,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, RecordOutput, Time,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, StatisticsArgs,
+    StatisticsContext,
 };
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 
+use super::spill_ranges::{spill_schema, Ranges, SpillFiles, SpillWriter};
 use crate::accumulator::buffer::{RowsAccumulator, RowsAccumulatorFactory, SpareRows};
 use crate::keys::hash::KEY_BUCKETS;
 use crate::keys::key_coder::{KeyCoder, SharedKeyCodes};
@@ -288,6 +295,59 @@ struct Running {
     ended: watch::Receiver<Inputs>,
     /// Aborted when the run is dropped (a cancelled query).
     _inputs: Vec<SpawnedTask<()>>,
+    /// What the spilling pass needs: the input to read again, and how to
+    /// build a range's accumulators.
+    input: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    spec: AccumulatorSpec,
+    /// The spill files, written once by the first output partition to find
+    /// the shards past the pool.
+    spilled: tokio::sync::OnceCell<std::result::Result<Arc<SpillFiles>, Arc<DataFusionError>>>,
+    spilled_rows: Count,
+}
+
+/// How a shard's (or a range's) accumulators are built.
+struct AccumulatorSpec {
+    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    factories: Vec<RowsAccumulatorFactory>,
+    fields_read: Vec<Option<Vec<String>>>,
+    flat: bool,
+    input_schema: SchemaRef,
+}
+
+impl AccumulatorSpec {
+    fn build(&self, keys: &Arc<SharedKeyCodes>) -> Result<Vec<Box<dyn RowsAccumulator>>> {
+        self.aggr_expr
+            .iter()
+            .zip(&self.factories)
+            .zip(&self.fields_read)
+            .map(|((a, factory), fields)| {
+                let mut accumulator = rows_accumulator(a, *factory, &self.input_schema)?;
+                if let Some(fields) = fields {
+                    accumulator.build_only(fields);
+                }
+                if self.flat {
+                    accumulator.values_only();
+                }
+                accumulator.share_keys(Arc::clone(keys));
+                Ok(accumulator)
+            })
+            .collect()
+    }
+
+    /// The types of each aggregate's value columns (its arguments after the
+    /// keys), in order.
+    fn value_types(&self, key_count: usize) -> Result<Vec<Vec<DataType>>> {
+        self.aggr_expr
+            .iter()
+            .map(|a| {
+                a.expressions()[key_count..]
+                    .iter()
+                    .map(|e| e.data_type(&self.input_schema))
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for Running {
@@ -311,6 +371,16 @@ struct Shards {
     /// Row buffers that evaluated shards leave for the next ones to sort
     /// into, so that each sort writes to memory already mapped.
     spare: Mutex<Vec<SpareRows>>,
+    /// Set when a shard's reservation could not grow: the inputs stop, and
+    /// the run reads them again into spill files.
+    spill_requested: AtomicBool,
+    /// Rows appended before that, for sizing the spill's ranges.
+    rows_read: AtomicUsize,
+    /// Bytes all shards hold, and the most they hold before spilling: a
+    /// quarter of a bounded pool, the rest left to the operators above
+    /// (other windowings among them, which may wait for this one's output).
+    held: AtomicUsize,
+    cap: usize,
 }
 
 struct Shard {
@@ -326,29 +396,19 @@ impl Running {
             .map(|e| e.data_type(&input_schema))
             .collect::<Result<Vec<_>>>()?;
         let keys = Arc::new(SharedKeyCodes::new(types, exec.keys.plus_stripped));
+        let spec = AccumulatorSpec {
+            aggr_expr: exec.aggr_expr.clone(),
+            factories: exec.factories.clone(),
+            fields_read: exec.fields_read.clone(),
+            flat: exec.flat,
+            input_schema: Arc::clone(&input_schema),
+        };
         let mut shards = Vec::with_capacity(exec.partitions);
         for p in 0..exec.partitions {
-            let accumulators = exec
-                .aggr_expr
-                .iter()
-                .zip(&exec.factories)
-                .zip(&exec.fields_read)
-                .map(|((a, factory), fields)| {
-                    let mut accumulator = rows_accumulator(a, *factory, &input_schema)?;
-                    if let Some(fields) = fields {
-                        accumulator.build_only(fields);
-                    }
-                    if exec.flat {
-                        accumulator.values_only();
-                    }
-                    accumulator.share_keys(Arc::clone(&keys));
-                    Ok(accumulator)
-                })
-                .collect::<Result<_>>()?;
             let reservation = MemoryConsumer::new(format!("BucketedWindowingExec[{p}]"))
                 .register(context.memory_pool());
             shards.push(Mutex::new(Shard {
-                accumulators,
+                accumulators: spec.build(&keys)?,
                 reservation,
             }));
         }
@@ -371,6 +431,13 @@ impl Running {
             inputs_left: AtomicUsize::new(inputs),
             ended,
             spare: Mutex::new(vec![]),
+            spill_requested: AtomicBool::new(false),
+            rows_read: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            cap: match context.memory_pool().memory_limit() {
+                MemoryLimit::Finite(n) => n / 4,
+                _ => usize::MAX,
+            },
         });
         let mut tasks = Vec::with_capacity(inputs);
         for i in 0..inputs {
@@ -394,18 +461,23 @@ impl Running {
             shards,
             ended: ended_rx,
             _inputs: tasks,
+            input: Arc::clone(&exec.input),
+            context: Arc::clone(context),
+            spec,
+            spilled: tokio::sync::OnceCell::new(),
+            spilled_rows: MetricBuilder::new(&exec.metrics).counter("spilled_rows", 0),
         })
     }
 
-    /// Output partition `p`: waits for every input, then evaluates its shard.
+    /// Output partition `p`: waits for every input, then evaluates its shard
+    /// (or, when the shards went past the pool, its ranges one by one).
     async fn output(
         self: Arc<Self>,
         p: usize,
         schema: SchemaRef,
-        flat: bool,
         batch_size: usize,
         metrics: BaselineMetrics,
-    ) -> Result<Vec<RecordBatch>> {
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let mut ended = self.ended.clone();
         let inputs = ended
             .wait_for(|s| !matches!(s, Inputs::Reading))
@@ -414,6 +486,26 @@ impl Running {
             .clone();
         if let Inputs::Failed(e) = inputs {
             return Err(DataFusionError::Shared(e));
+        }
+        let batch_size = batch_size.max(1);
+        if self.shards.spill_requested.load(Ordering::Acquire) {
+            let files = self
+                .spilled
+                .get_or_init(|| async { self.spill_pass().await.map(Arc::new).map_err(Arc::new) })
+                .await
+                .clone()
+                .map_err(DataFusionError::Shared)?;
+            let ranges = files.ranges.count;
+            let running = Arc::clone(&self);
+            let batches = futures::stream::iter(0..ranges)
+                .map(move |r| {
+                    let _timer = metrics.elapsed_compute().timer();
+                    let batch = running.evaluate_range(&files, p, r, &schema)?;
+                    Ok::<_, DataFusionError>(slices(batch, batch_size, &metrics))
+                })
+                .map_ok(|slices| futures::stream::iter(slices.into_iter().map(Ok)))
+                .try_flatten();
+            return Ok(Box::pin(batches));
         }
         let _timer = metrics.elapsed_compute().timer();
         let mut shard = lock(&self.shards.shards[p]);
@@ -424,31 +516,168 @@ impl Running {
             UInt32Array::from_iter_values((0..groups).map(|g| (g * partitions + p) as u32));
         let mut columns: Vec<ArrayRef> = vec![Arc::new(bucket)];
         for mut a in accumulators {
-            let spare = lock(&self.shards.spare).pop().unwrap_or_default();
-            a.give_spare(spare);
-            columns.push(a.evaluate_all(groups)?);
-            lock(&self.shards.spare).push(a.take_spare());
+            columns.push(self.shards.evaluate(&mut *a, groups)?);
         }
         shard.reservation.free();
-        let batch = if flat {
-            let [_, values] = columns.as_slice() else {
-                return Err(exec_datafusion_err!("a flat windowing has one aggregate"));
-            };
-            RecordBatch::try_new(schema, flat_columns(values)?)?
-        } else {
-            RecordBatch::try_new(schema, columns)?
-        };
-        let rows = batch.num_rows();
-        let batch_size = batch_size.max(1);
-        Ok((0..rows)
-            .step_by(batch_size)
-            .map(|at| {
-                batch
-                    .slice(at, batch_size.min(rows - at))
-                    .record_output(&metrics)
-            })
-            .collect())
+        let batch = output_batch(schema, self.spec.flat, columns)?;
+        let batches = slices(batch, batch_size, &metrics);
+        Ok(Box::pin(futures::stream::iter(batches.into_iter().map(Ok))))
     }
+
+    /// Drops what the shards hold and reads every input again into spill
+    /// files, in as many ranges as the rows read so far say the whole input
+    /// needs for one range of each core's to fit in the pool.
+    async fn spill_pass(&self) -> Result<SpillFiles> {
+        let mut held = 0;
+        for shard in &self.shards.shards {
+            let mut shard = lock(shard);
+            held += shard.reservation.size();
+            shard.accumulators.clear();
+            shard.reservation.free();
+        }
+        let partitions = self.shards.shards.len();
+        let ranges = Ranges::new(
+            self.shards.groups_per_shard,
+            self.ranges_needed(held).div_ceil(partitions),
+        );
+        let value_types: Vec<DataType> = self
+            .spec
+            .value_types(self.shards.key_count)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let writer = Arc::new(SpillWriter::new(
+            Arc::clone(&self.context.runtime_env().disk_manager),
+            spill_schema(&value_types),
+            partitions,
+            ranges,
+        ));
+        // Read again from the start: operators below that keep state across
+        // their partitions (a repartition's channels) start afresh.
+        let input = reset_plan_states(Arc::clone(&self.input))?;
+        let inputs = input.properties().output_partitioning().partition_count();
+        let mut tasks = Vec::with_capacity(inputs);
+        for i in 0..inputs {
+            let mut stream = input.execute(i, Arc::clone(&self.context))?;
+            let shards = Arc::clone(&self.shards);
+            let writer = Arc::clone(&writer);
+            let spilled_rows = self.spilled_rows.clone();
+            tasks.push(SpawnedTask::spawn(async move {
+                let mut coder = KeyCoder::new(Arc::clone(&shards.keys));
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    shards.spill(&batch, &mut coder, &writer)?;
+                    spilled_rows.add(batch.num_rows());
+                }
+                Ok::<(), DataFusionError>(())
+            }));
+        }
+        for task in tasks {
+            task.join_unwind()
+                .await
+                .map_err(|e| exec_datafusion_err!("a windowing spill task failed: {e}"))??;
+        }
+        Arc::into_inner(writer)
+            .ok_or_else(|| exec_datafusion_err!("the windowing's spill writer is still shared"))?
+            .finish()
+    }
+
+    /// Ranges in all: the input's rows at the bytes per row held so far,
+    /// over a share of the pool for each output partition evaluating a
+    /// range at once (all of them may, however few the cores).
+    fn ranges_needed(&self, held: usize) -> usize {
+        let pool = match self.context.memory_pool().memory_limit() {
+            MemoryLimit::Finite(n) => n,
+            _ => return self.shards.shards.len() * 8,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let at_once = cores.max(self.shards.shards.len());
+        // An evaluation holds its rows and their sort, the operators above
+        // want their share, and buckets are not all alike: an eighth of a
+        // partition's share for the rows.
+        let per_range = (pool / (8 * at_once)).max(1);
+        let read = self.shards.rows_read.load(Ordering::Acquire).max(1);
+        let total_rows = StatisticsContext::new()
+            .compute(self.input.as_ref(), &StatisticsArgs::new())
+            .ok()
+            .and_then(|s| s.num_rows.get_value().copied())
+            .filter(|&n| n >= read);
+        let estimate = match total_rows {
+            Some(rows) => (held as f64 / read as f64 * rows as f64) as usize,
+            // Past the pool with an unknown rest: room for 8 times as much.
+            None => held.saturating_mul(8),
+        };
+        estimate.div_ceil(per_range).max(1)
+    }
+
+    /// Evaluates range `r` of output partition `p` from its spill file.
+    fn evaluate_range(
+        &self,
+        files: &SpillFiles,
+        p: usize,
+        r: usize,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let (start, end) = files.ranges.bounds(r);
+        let groups = end - start;
+        let mut accumulators = self.spec.build(&self.shards.keys)?;
+        let counts: Vec<usize> = self
+            .spec
+            .aggr_expr
+            .iter()
+            .map(|a| a.expressions().len() - self.shards.key_count)
+            .collect();
+        let shard = lock(&self.shards.shards[p]);
+        for batch in files.read(p, r)? {
+            let batch = batch?;
+            let local = batch.column(0).as_primitive::<UInt32Type>().values();
+            let codes = batch.column(1).as_primitive::<UInt64Type>().values();
+            let rows: Vec<u32> = (0..batch.num_rows() as u32).collect();
+            let mut at = 2;
+            for (a, n) in accumulators.iter_mut().zip(&counts) {
+                a.update_coded(&batch.columns()[at..at + n], &rows, local, codes, groups)?;
+                at += n;
+            }
+            shard
+                .reservation
+                .try_resize(accumulators.iter().map(|a| a.buffered_size()).sum())?;
+        }
+        let partitions = self.shards.shards.len();
+        let bucket =
+            UInt32Array::from_iter_values((start..end).map(|g| (g * partitions + p) as u32));
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(bucket)];
+        for mut a in accumulators {
+            columns.push(self.shards.evaluate(&mut *a, groups)?);
+        }
+        shard.reservation.free();
+        output_batch(Arc::clone(schema), self.spec.flat, columns)
+    }
+}
+
+/// The operator's output of one evaluation: the bucket and each aggregate's
+/// list, or the one aggregate's structs when flat.
+fn output_batch(schema: SchemaRef, flat: bool, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    if flat {
+        let [_, values] = columns.as_slice() else {
+            return Err(exec_datafusion_err!("a flat windowing has one aggregate"));
+        };
+        Ok(RecordBatch::try_new(schema, flat_columns(values)?)?)
+    } else {
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// `batch` in slices of `batch_size` rows, counted as output.
+fn slices(batch: RecordBatch, batch_size: usize, metrics: &BaselineMetrics) -> Vec<RecordBatch> {
+    let rows = batch.num_rows();
+    (0..rows)
+        .step_by(batch_size)
+        .map(|at| {
+            batch
+                .slice(at, batch_size.min(rows - at))
+                .record_output(metrics)
+        })
+        .collect()
 }
 
 /// The columns of the structs of every list of `values` (a list per pair),
@@ -488,6 +717,100 @@ impl Shards {
             let batch = batch?;
             let _timer = append_time.timer();
             self.append(&batch, &mut coder)?;
+            if self.spill_requested.load(Ordering::Acquire) {
+                // The run reads every input again, into spill files.
+                break;
+            }
+            self.rows_read.fetch_add(batch.num_rows(), Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Evaluates one accumulator of `groups` groups, sorting into a spare
+    /// row buffer.
+    fn evaluate(&self, a: &mut dyn RowsAccumulator, groups: usize) -> Result<ArrayRef> {
+        let spare = lock(&self.spare).pop().unwrap_or_default();
+        a.give_spare(spare);
+        let values = a.evaluate_all(groups)?;
+        lock(&self.spare).push(a.take_spare());
+        Ok(values)
+    }
+
+    /// Each aggregate's arguments over `batch`, and its keys coded and
+    /// bucketed by `coder`.
+    fn arguments(&self, batch: &RecordBatch, coder: &mut KeyCoder) -> Result<Vec<Vec<ArrayRef>>> {
+        let n = batch.num_rows();
+        let args = self
+            .args
+            .iter()
+            .map(|exprs| {
+                exprs
+                    .iter()
+                    .map(|e| e.evaluate(batch)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let keys = args[0][..self.key_count]
+            .iter()
+            .map(|k| {
+                columns::text_as_views(k).ok_or_else(|| {
+                    exec_datafusion_err!("a windowing key must be a string, got {}", k.data_type())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        coder.code_batch(&keys);
+        for &b in &coder.buckets {
+            if b >= KEY_BUCKETS {
+                return Err(exec_datafusion_err!("bucket {b} is out of range"));
+            }
+        }
+        Ok(args)
+    }
+
+    /// Writes a batch's rows to the spill files of their (output
+    /// partition, range).
+    fn spill(&self, batch: &RecordBatch, coder: &mut KeyCoder, writer: &SpillWriter) -> Result<()> {
+        let args = self.arguments(batch, coder)?;
+        let values: Vec<ArrayRef> = args
+            .iter()
+            .flat_map(|a| a[self.key_count..].iter().cloned())
+            .collect();
+        let shards = self.shards.len();
+        let ranges = writer.ranges();
+        let destination = |b: u32| {
+            let (s, g) = (b as usize % shards, b as usize / shards);
+            s * ranges.count + ranges.of(g)
+        };
+        let mut starts = vec![0usize; shards * ranges.count + 1];
+        for &b in &coder.buckets {
+            starts[destination(b) + 1] += 1;
+        }
+        for d in 0..shards * ranges.count {
+            starts[d + 1] += starts[d];
+        }
+        let n = batch.num_rows();
+        let mut rows = vec![0u32; n];
+        let mut groups = vec![0u32; n];
+        let mut next = starts.clone();
+        for (i, &b) in coder.buckets.iter().enumerate() {
+            let d = destination(b);
+            rows[next[d]] = i as u32;
+            groups[next[d]] = b / shards as u32;
+            next[d] += 1;
+        }
+        for d in 0..shards * ranges.count {
+            let range = starts[d]..starts[d + 1];
+            if range.is_empty() {
+                continue;
+            }
+            writer.append(
+                d / ranges.count,
+                d % ranges.count,
+                &rows[range.clone()],
+                &groups[range],
+                &coder.codes,
+                &values,
+            )?;
         }
         Ok(())
     }
@@ -523,32 +846,11 @@ impl Shards {
     /// shard, then each shard's rows under its lock.
     fn append(&self, batch: &RecordBatch, coder: &mut KeyCoder) -> Result<()> {
         let n = batch.num_rows();
-        let args = self
-            .args
-            .iter()
-            .map(|exprs| {
-                exprs
-                    .iter()
-                    .map(|e| e.evaluate(batch)?.into_array(n))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let keys = args[0][..self.key_count]
-            .iter()
-            .map(|k| {
-                columns::text_as_views(k).ok_or_else(|| {
-                    exec_datafusion_err!("a windowing key must be a string, got {}", k.data_type())
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        coder.code_batch(&keys);
+        let args = self.arguments(batch, coder)?;
         let (buckets, codes) = (&coder.buckets, &coder.codes);
         let shards = self.shards.len();
         let mut starts = vec![0usize; shards + 1];
         for &b in buckets {
-            if b >= KEY_BUCKETS {
-                return Err(exec_datafusion_err!("bucket {b} is out of range"));
-            }
             starts[b as usize % shards + 1] += 1;
         }
         for s in 0..shards {
@@ -583,7 +885,18 @@ impl Shards {
                     self.groups_per_shard,
                 )?;
             }
-            reservation.try_resize(accumulators.iter().map(|a| a.buffered_size()).sum())?;
+            let held: usize = accumulators.iter().map(|a| a.buffered_size()).sum();
+            let before = reservation.size();
+            let all = if held >= before {
+                self.held.fetch_add(held - before, Ordering::AcqRel) + (held - before)
+            } else {
+                self.held.fetch_sub(before - held, Ordering::AcqRel) - (before - held)
+            };
+            if all > self.cap || reservation.try_resize(held).is_err() {
+                // Past its share of the pool: the rows go to disk instead
+                // (`spill_pass`).
+                self.spill_requested.store(true, Ordering::Release);
+            }
         }
         Ok(())
     }
@@ -703,11 +1016,9 @@ impl ExecutionPlan for BucketedWindowingExec {
         let output = futures::stream::once(running.output(
             partition,
             Arc::clone(&schema),
-            self.flat,
             batch_size,
             metrics,
         ))
-        .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, output)))
     }
@@ -771,6 +1082,91 @@ mod tests {
         crate::register_all(&ctx);
         ctx.sql(&log(late)).await.unwrap().collect().await.unwrap();
         ctx
+    }
+
+    /// A session of the bucketed operator whose memory pool holds `pool` bytes.
+    async fn pooled_session(partitions: usize, pool: usize) -> SessionContext {
+        use datafusion::execution::memory_pool::FairSpillPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(pool)))
+            .build_arc()
+            .unwrap();
+        // The ORDER BY's sort keeps 10 MB aside for merging by default.
+        let config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_sort_spill_reservation_bytes(8 << 10);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(single_phase_windowing_rule())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::register_all(&ctx);
+        ctx.sql(&log(false)).await.unwrap().collect().await.unwrap();
+        ctx
+    }
+
+    /// The rows the operator spilled, as `EXPLAIN ANALYZE` writes them
+    /// (`3.00 K`).
+    async fn spilled_rows(ctx: &SessionContext, sql: &str) -> String {
+        let analyzed = run(ctx, &format!("EXPLAIN ANALYZE {sql}")).await.unwrap();
+        let line = analyzed
+            .lines()
+            .find(|l| l.contains("BucketedWindowingExec"))
+            .unwrap_or_else(|| panic!("{analyzed}"));
+        line.split("spilled_rows=")
+            .nth(1)
+            .and_then(|v| v.split([',', ']']).next())
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string()
+    }
+
+    /// The rows of `sql`'s result, as table lines, sorted: without an
+    /// ORDER BY, whose sort would need more than the tiny pools hold.
+    async fn sorted_lines(
+        ctx: &SessionContext,
+        sql: &str,
+    ) -> datafusion::common::Result<Vec<String>> {
+        let mut lines: Vec<String> = run(ctx, sql).await?.lines().map(str::to_string).collect();
+        lines.sort();
+        Ok(lines)
+    }
+
+    #[tokio::test]
+    async fn past_its_pool_the_operator_spills_and_gives_the_same_answer() {
+        let unordered = QUERY.replace(" ORDER BY 1, 2", "");
+        let expected = sorted_lines(&session(3, None, false).await, &unordered)
+            .await
+            .unwrap();
+        for partitions in [2, 3, 16] {
+            for pool in [128 << 10, 192 << 10, 384 << 10, 64 << 20] {
+                let ctx = pooled_session(partitions, pool).await;
+                assert_eq!(
+                    sorted_lines(&ctx, &unordered).await.unwrap(),
+                    expected,
+                    "{partitions} partitions, a pool of {pool} bytes"
+                );
+                let spilled = spilled_rows(&ctx, &unordered).await;
+                match pool {
+                    p if p <= 128 << 10 => assert_eq!(spilled, "3.00 K", "every row spilled once"),
+                    p if p >= 64 << 20 => assert_eq!(spilled, "0", "a pool that holds the rows"),
+                    _ => {}
+                }
+            }
+        }
+        // A range of one bucket's rows does not fit: an error naming the
+        // operator and the pool.
+        let ctx = pooled_session(2, 64 << 10).await;
+        let e = sorted_lines(&ctx, &unordered)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("BucketedWindowingExec[") && e.contains("pool_size: 64.0 KB"),
+            "{e}"
+        );
     }
 
     async fn run(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<String> {
