@@ -130,6 +130,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "WAUSAGE_MEMORY_LIMIT", value_name = "SIZE",
           value_parser = parse_memory_limit)]
     pub memory_limit: Option<MemoryLimitArg>,
+    /// Folder for the files that sorts, aggregations and the windowing spill
+    /// to past the memory pool [default: the temp dir]
+    #[arg(long, global = true, env = "WAUSAGE_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
     /// Number of partitions queries run in [default: 16 or the number of cores if
     /// more; the number of cores with --memory-limit]
     #[arg(long, global = true, env = "WAUSAGE_PARTITIONS", value_name = "N",

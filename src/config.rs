@@ -18,6 +18,9 @@ pub struct Config {
     pub tables: Vec<String>,
     /// The query memory pool.
     pub memory: MemoryLimit,
+    /// Where spill files go (`--spill-dir`), checked writable; the temp
+    /// dir when none.
+    pub spill_dir: Option<PathBuf>,
     pub partitions: usize,
     pub rules: RuleChoice,
     pub format: Format,
@@ -129,7 +132,12 @@ impl Config {
             Some(MemoryLimitArg::None) => MemoryLimit::None,
             None => MemoryLimit::default_for_this_process(),
         };
+        let spill_dir = match &args.spill_dir {
+            Some(dir) => Some(writable_spill_dir(dir)?),
+            None => None,
+        };
         Ok(Config {
+            spill_dir,
             data: match &args.data {
                 Some(data) => data.clone(),
                 None => sample_data_dir()?.to_string_lossy().into_owned(),
@@ -151,6 +159,17 @@ impl Config {
             cluster: args.cluster.clone(),
         })
     }
+}
+
+/// `--spill-dir`, checked before any query: a folder a file can be made in.
+fn writable_spill_dir(dir: &Path) -> Result<PathBuf> {
+    tempfile::tempfile_in(dir).map_err(|e| {
+        WaError::Usage(format!(
+            "--spill-dir {}: cannot write spill files there: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(dir.to_path_buf())
 }
 
 /// The fewest partitions a query runs in when none are asked for.

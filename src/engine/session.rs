@@ -6,6 +6,7 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -74,6 +75,12 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
             NonZeroUsize::new(5).expect("non-zero"),
         );
         runtime = runtime.with_memory_pool(Arc::new(pool));
+    }
+    if let Some(dir) = &config.spill_dir {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        );
     }
     let runtime = runtime.build_arc()?;
     // One windowing path for every budget: the bucketed operator spills

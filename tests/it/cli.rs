@@ -484,6 +484,20 @@ fn the_memory_pool_defaults_to_a_share_of_the_memory_available() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("`none` for no limit"));
+    // A spill dir that cannot be written is named before any query runs.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    for dir in [Path::new("/no/such/dir"), file.path()] {
+        wausage()
+            .arg("--spill-dir")
+            .arg(dir)
+            .args(["query", "SELECT 1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "--spill-dir {}: cannot write spill files there",
+                dir.display()
+            )));
+    }
     // What cannot fit even by spilling fails naming the operator and the
     // pool, with exit 1.
     wausage()

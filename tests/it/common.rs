@@ -182,6 +182,7 @@ pub fn config(data: &Path, partitions: usize, rules: RuleChoice) -> Config {
         data: data.to_string_lossy().into_owned(),
         tables: vec![],
         memory: wausage::memory::MemoryLimit::None,
+        spill_dir: None,
         partitions,
         rules,
         format: Format::Csv,

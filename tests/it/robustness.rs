@@ -708,9 +708,13 @@ fn past_the_memory_limit_the_windowing_spills_and_every_answer_is_the_same() {
         .assert()
         .success();
     let data = log.to_str().unwrap();
+    let spill = tmp.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
     let out = |limit: &str, args: &[&str]| {
         let a = wausage()
             .args(["--data", data, "--memory-limit", limit, "--format", "csv"])
+            .arg("--spill-dir")
+            .arg(&spill)
             .args(args)
             .assert()
             .success();
@@ -762,4 +766,9 @@ fn past_the_memory_limit_the_windowing_spills_and_every_answer_is_the_same() {
     for q in queries {
         assert_eq!(out("32m", q), out("none", q), "{q:?}");
     }
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "every spill file removed"
+    );
 }
