@@ -118,6 +118,7 @@ async fn run_generate(config: &Config, args: &GenerateArgs) -> Result<()> {
         partition_by_month: args.partition_by_month,
         rows_per_file: args.rows_per_file,
         whole_seconds: args.webhooks.is_some(),
+        short_ids: args.short_ids,
     };
     let t = std::time::Instant::now();
     let summary = generate::generate(&opts)?;

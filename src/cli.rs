@@ -277,6 +277,10 @@ pub struct GenerateArgs {
     /// whole seconds, as webhooks carry them
     #[arg(long, value_name = "DIR")]
     pub webhooks: Option<PathBuf>,
+    /// Message ids of 16 bytes (`wamid.` and ten base-36 digits) instead of
+    /// the platform's 56–64 characters
+    #[arg(long)]
+    pub short_ids: bool,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,9 @@ pub struct GenerateOptions {
     /// Times in whole seconds, as webhooks carry them, so that the log's
     /// webhooks fold back into the same log (`generate --webhooks`).
     pub whole_seconds: bool,
+    /// Ids of 16 bytes (`wamid.` and ten base-36 digits) instead of the
+    /// platform's 56–64 characters.
+    pub short_ids: bool,
 }
 
 impl Default for GenerateOptions {
@@ -63,6 +66,7 @@ impl Default for GenerateOptions {
             partition_by_month: false,
             rows_per_file: None,
             whole_seconds: false,
+            short_ids: false,
         }
     }
 }
@@ -206,6 +210,59 @@ fn id_code(no: u64, key: u64) -> u64 {
     x ^= x >> 26;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9) & MASK;
     x ^ (x >> 21)
+}
+
+/// An id as the platform writes them: `wamid.` and the base64 of a
+/// protobuf-like message holding the customer's number and an 18-digit hex
+/// key (`wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjRBNTY…`), 56–64 characters. The
+/// key holds `code` (unique) and a mix of it, so ids never collide.
+fn write_platform_id<'b>(code: u64, digits: &str, inbound: bool, buf: &'b mut Vec<u8>) -> &'b str {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut raw = [0u8; 48];
+    let digits = &digits.as_bytes()[..digits.len().min(15)];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        raw[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(&[0x1C, 0x18, digits.len() as u8]);
+    put(digits);
+    put(&[
+        0x15,
+        0x02,
+        0x00,
+        if inbound { 0x12 } else { 0x11 },
+        0x18,
+        0x12,
+    ]);
+    // 72 bits: the code's 50, then 22 of its mix.
+    let key = (code as u128) << 22 | (mix(code) >> 42) as u128;
+    let mut hex = [0u8; 18];
+    for (i, h) in hex.iter_mut().enumerate() {
+        *h = HEX[(key >> ((17 - i) * 4) & 0xF) as usize];
+    }
+    put(&hex);
+    put(&[0x00]);
+    buf.clear();
+    buf.extend_from_slice(b"wamid.");
+    base64(&raw[..n], buf);
+    std::str::from_utf8(buf).expect("ASCII")
+}
+
+/// Standard base64, without padding.
+fn base64(bytes: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let v = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(v >> (18 - 6 * i) & 63) as usize]);
+        }
+    }
 }
 
 /// `wamid.` followed by ten base-36 digits.
@@ -392,6 +449,7 @@ struct Row {
 struct Plan {
     seed: u64,
     whole_seconds: bool,
+    short_ids: bool,
     id_key: u64,
     start: i64,
     end: i64,
@@ -462,6 +520,7 @@ impl Plan {
         Ok(Plan {
             seed: o.seed,
             whole_seconds: o.whole_seconds,
+            short_ids: o.short_ids,
             id_key: mix(o.seed ^ 0x1D5),
             start,
             end: start + hours as i64 * HOUR,
@@ -581,10 +640,16 @@ impl Plan {
         let mut phone_number = StringBuilder::with_capacity(n, n * 15);
         let mut template = StringBuilder::with_capacity(n, n * 12);
         let mut buf = [0u8; 16];
+        let mut long = Vec::with_capacity(64);
         for r in rows {
-            cols[0].append_value(write_id(id_code(r.no, self.id_key), &mut buf));
-            cols[1].append_value(&self.accounts[r.account as usize]);
             let phone = self.pop.phone(r.customer);
+            let code = id_code(r.no, self.id_key);
+            cols[0].append_value(if self.short_ids {
+                write_id(code, &mut buf)
+            } else {
+                write_platform_id(code, &phone[1..], r.kind == Kind::Inbound, &mut long)
+            });
+            cols[1].append_value(&self.accounts[r.account as usize]);
             cols[2].append_value(if r.plus { phone } else { &phone[1..] });
             let (direction, message_type, category) = match r.kind {
                 Kind::Inbound => ("inbound", "free_form", None),
@@ -1056,7 +1121,10 @@ mod tests {
         let (start, end) = (micros(2024, 2, 1), micros(2024, 2, 29));
         let mut ids: BTreeMap<&str, &Rec> = BTreeMap::new();
         for (i, r) in recs.iter().enumerate() {
-            assert!(r.id.starts_with("wamid.") && r.id.len() == 16, "{r:?}");
+            assert!(
+                r.id.starts_with("wamid.HBg") && (56..=64).contains(&r.id.len()),
+                "the platform's shape: {r:?}"
+            );
             assert!(start <= r.sent && r.sent < end, "{r:?}");
             assert!(
                 i == 0 || recs[i - 1].sent <= r.sent,
@@ -1297,6 +1365,29 @@ mod tests {
             },
         ] {
             assert!(matches!(generate(&bad), Err(WaError::Usage(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn platform_ids_are_unique_and_carry_the_customer() {
+        let mut buf = vec![];
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..50_000u64 {
+            let id = write_platform_id(id_code(n, 7), "6281234567890", n % 2 == 0, &mut buf);
+            assert!((56..=64).contains(&id.len()), "{id}");
+            assert!(seen.insert(id.to_string()), "{id} twice");
+        }
+        // The platform's own example decodes to the same layout.
+        let id = write_platform_id(0, "16503879439", false, &mut buf).to_string();
+        assert!(id.starts_with("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI"), "{id}");
+        let dir = tempfile::tempdir().unwrap();
+        let short = generate(&GenerateOptions {
+            short_ids: true,
+            ..opts(dir.path(), 100)
+        })
+        .unwrap();
+        for r in read(&short.files) {
+            assert!(r.id.starts_with("wamid.") && r.id.len() == 16, "{r:?}");
         }
     }
 
