@@ -1086,6 +1086,15 @@ mod tests {
 
     /// A session of the bucketed operator whose memory pool holds `pool` bytes.
     async fn pooled_session(partitions: usize, pool: usize) -> SessionContext {
+        pooled_session_in_batches(partitions, pool, 8192).await
+    }
+
+    /// The same, its table and scans in batches of `batch_size` rows.
+    async fn pooled_session_in_batches(
+        partitions: usize,
+        pool: usize,
+        batch_size: usize,
+    ) -> SessionContext {
         use datafusion::execution::memory_pool::FairSpillPool;
         use datafusion::execution::runtime_env::RuntimeEnvBuilder;
         let runtime = RuntimeEnvBuilder::new()
@@ -1095,6 +1104,7 @@ mod tests {
         // The ORDER BY's sort keeps 10 MB aside for merging by default.
         let config = SessionConfig::new()
             .with_target_partitions(partitions)
+            .with_batch_size(batch_size)
             .with_sort_spill_reservation_bytes(8 << 10);
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -1167,6 +1177,30 @@ mod tests {
             e.contains("BucketedWindowingExec[") && e.contains("pool_size: 64.0 KB"),
             "{e}"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
+
+        /// Any pool that holds a range, any partition count and any split
+        /// of the input into batches give the unlimited answer.
+        #[test]
+        fn any_budget_and_split_give_the_unlimited_answer(
+            pool_kb in 128usize..512,
+            partitions in 2usize..17,
+            batch_size in 50usize..5000,
+        ) {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let (got, expected, spilled) = rt.block_on(async {
+                let unordered = QUERY.replace(" ORDER BY 1, 2", "");
+                let expected = sorted_lines(&session(3, None, false).await, &unordered).await;
+                let ctx = pooled_session_in_batches(partitions, pool_kb << 10, batch_size).await;
+                let got = sorted_lines(&ctx, &unordered).await;
+                (got, expected, spilled_rows(&ctx, &unordered).await)
+            });
+            proptest::prop_assert_eq!(got.unwrap(), expected.unwrap());
+            proptest::prop_assert_ne!(spilled, "0", "pools this small spill");
+        }
     }
 
     async fn run(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<String> {
