@@ -211,9 +211,7 @@ fn spill_error(path: &Path, e: std::io::Error) -> WaError {
 pub fn write_record(buf: &mut Vec<u8>, value: &impl Serialize) {
     let at = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    let mut buf_taken = std::mem::take(buf);
-    buf_taken = postcard::to_extend(value, buf_taken).expect("a record encodes");
-    *buf = buf_taken;
+    *buf = postcard::to_extend(value, std::mem::take(buf)).expect("a record encodes");
     let len = u32::try_from(buf.len() - at - 4).expect("a record under 4 GiB");
     buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }

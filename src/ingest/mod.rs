@@ -338,11 +338,9 @@ fn settle(
         maps.push(map);
         send_entries.extend(sends);
     }
-    maps.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    let mut messages = maps.pop().unwrap_or_default();
-    if let Some(largest) = maps.first_mut() {
-        std::mem::swap(largest, &mut messages);
-    }
+    // The largest map takes the others in.
+    let largest = (0..maps.len()).max_by_key(|&i| maps[i].len());
+    let mut messages = largest.map(|i| maps.swap_remove(i)).unwrap_or_default();
     let merge = |messages: &mut Map, id: String, p: buckets::Pending| match messages.get_mut(&id) {
         Some(mine) => mine.merge(p),
         None => {

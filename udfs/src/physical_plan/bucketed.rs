@@ -781,23 +781,8 @@ impl Shards {
             let (s, g) = (b as usize % shards, b as usize / shards);
             s * ranges.count + ranges.of(g)
         };
-        let mut starts = vec![0usize; shards * ranges.count + 1];
-        for &b in &coder.buckets {
-            starts[destination(b) + 1] += 1;
-        }
-        for d in 0..shards * ranges.count {
-            starts[d + 1] += starts[d];
-        }
-        let n = batch.num_rows();
-        let mut rows = vec![0u32; n];
-        let mut groups = vec![0u32; n];
-        let mut next = starts.clone();
-        for (i, &b) in coder.buckets.iter().enumerate() {
-            let d = destination(b);
-            rows[next[d]] = i as u32;
-            groups[next[d]] = b / shards as u32;
-            next[d] += 1;
-        }
+        let (starts, rows, groups) =
+            by_destination(&coder.buckets, shards, shards * ranges.count, destination);
         for d in 0..shards * ranges.count {
             let range = starts[d]..starts[d + 1];
             if range.is_empty() {
@@ -845,26 +830,11 @@ impl Shards {
     /// key code and bucket (`coder`), a counting sort of row indices by
     /// shard, then each shard's rows under its lock.
     fn append(&self, batch: &RecordBatch, coder: &mut KeyCoder) -> Result<()> {
-        let n = batch.num_rows();
         let args = self.arguments(batch, coder)?;
-        let (buckets, codes) = (&coder.buckets, &coder.codes);
+        let codes = &coder.codes;
         let shards = self.shards.len();
-        let mut starts = vec![0usize; shards + 1];
-        for &b in buckets {
-            starts[b as usize % shards + 1] += 1;
-        }
-        for s in 0..shards {
-            starts[s + 1] += starts[s];
-        }
-        let mut rows = vec![0u32; n];
-        let mut groups = vec![0u32; n];
-        let mut next = starts.clone();
-        for (i, &b) in buckets.iter().enumerate() {
-            let s = b as usize % shards;
-            rows[next[s]] = i as u32;
-            groups[next[s]] = b / shards as u32;
-            next[s] += 1;
-        }
+        let (starts, rows, groups) =
+            by_destination(&coder.buckets, shards, shards, |b| b as usize % shards);
         for s in 0..shards {
             let range = starts[s]..starts[s + 1];
             if range.is_empty() {
@@ -900,6 +870,34 @@ impl Shards {
         }
         Ok(())
     }
+}
+
+/// A counting sort of a batch's rows by destination (of `destinations`):
+/// each destination's row indices and their groups (`bucket / shards`) lie
+/// at `starts[d]..starts[d + 1]`.
+fn by_destination(
+    buckets: &[u32],
+    shards: usize,
+    destinations: usize,
+    destination: impl Fn(u32) -> usize,
+) -> (Vec<usize>, Vec<u32>, Vec<u32>) {
+    let mut starts = vec![0usize; destinations + 1];
+    for &b in buckets {
+        starts[destination(b) + 1] += 1;
+    }
+    for d in 0..destinations {
+        starts[d + 1] += starts[d];
+    }
+    let mut rows = vec![0u32; buckets.len()];
+    let mut groups = vec![0u32; buckets.len()];
+    let mut next = starts.clone();
+    for (i, &b) in buckets.iter().enumerate() {
+        let d = destination(b);
+        rows[next[d]] = i as u32;
+        groups[next[d]] = b / shards as u32;
+        next[d] += 1;
+    }
+    (starts, rows, groups)
 }
 
 impl DisplayAs for BucketedWindowingExec {
