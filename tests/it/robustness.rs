@@ -772,3 +772,55 @@ fn past_the_memory_limit_the_windowing_spills_and_every_answer_is_the_same() {
         "every spill file removed"
     );
 }
+
+/// A spill dir that fills up: the query fails naming the dir, exit 1, and
+/// no spill file is left. The full disk is a real one: a 64 KiB tmpfs
+/// mounted in a mount namespace of its own (`unshare -m`, as root).
+#[test]
+fn a_full_spill_dir_is_an_error_naming_it_with_every_spill_file_removed() {
+    if !std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("skipped: `unshare -m` needs root to mount a small file system");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    wausage()
+        .args(["generate", "--messages", "600000", "--customers", "12000"])
+        .arg("--out")
+        .arg(&log)
+        .assert()
+        .success();
+    let spill = tmp.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let left = tmp.path().join("left");
+    // Mount, query, then list what is left before the namespace (and the
+    // tmpfs) goes away.
+    let script = r#"mount -t tmpfs -o size=64k none "$1" || exit 99
+"$2" --data "$3" --memory-limit 32m --spill-dir "$1" query \
+  "SELECT category, count(*) FROM conversations GROUP BY category"
+rc=$?
+find "$1" -type f > "$4"
+exit $rc"#;
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", script, "sh"])
+        .arg(&spill)
+        .arg(env!("CARGO_BIN_EXE_wausage"))
+        .arg(&log)
+        .arg(&left)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing half-written to stdout");
+    assert!(stderr.contains(spill.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&left).unwrap(),
+        "",
+        "every spill file removed"
+    );
+}

@@ -521,7 +521,126 @@ impl LogRows {
         self.group.shrink_to_fit();
         self.rows.shrink_to_fit();
     }
+
+    /// Writes every row to `write(range, bytes)` as the records
+    /// [`Self::unspill`] reads, range by range in order (`range_of(group)`,
+    /// of `ranges`), then empties the buffer, keeping its capacity when
+    /// `keep_buffers`; the rows written. A record is the
+    /// row's group and its 40 bytes, a long id's length in place of its
+    /// start, and then a long id's bytes.
+    fn spill(
+        &mut self,
+        ranges: usize,
+        range_of: &dyn Fn(u32) -> usize,
+        write: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+        keep_buffers: bool,
+    ) -> Result<usize> {
+        let n = self.len();
+        let of: Vec<u32> = self.group.iter().map(|&g| range_of(g) as u32).collect();
+        let mut starts = vec![0usize; ranges + 1];
+        for &r in &of {
+            starts[r as usize + 1] += 1;
+        }
+        for r in 0..ranges {
+            starts[r + 1] += starts[r];
+        }
+        let mut order = vec![0u32; n];
+        let mut next = starts.clone();
+        for (i, &r) in of.iter().enumerate() {
+            order[next[r as usize]] = i as u32;
+            next[r as usize] += 1;
+        }
+        drop(of);
+        let mut out = Vec::with_capacity(SPILL_CHUNK + 4096);
+        for r in 0..ranges {
+            for &i in &order[starts[r]..starts[r + 1]] {
+                let p = &self.rows[i as usize];
+                // One fixed-size record, copied whole.
+                let mut record = [0u8; SPILLED_ROW];
+                record[..4].copy_from_slice(&self.group[i as usize].to_le_bytes());
+                record[4..12].copy_from_slice(&p.sent_meta.to_le_bytes());
+                record[12..20].copy_from_slice(&p.delivered_at.to_le_bytes());
+                record[20..28].copy_from_slice(&p.key.to_le_bytes());
+                record[28..].copy_from_slice(&p.id);
+                match p.inline_len() {
+                    Some(_) => out.extend_from_slice(&record),
+                    None => {
+                        let id = Self::long_id(&self.id_bytes, p);
+                        record[28..36].copy_from_slice(&(id.len() as u64).to_le_bytes());
+                        out.extend_from_slice(&record);
+                        out.extend_from_slice(id);
+                    }
+                }
+                if out.len() >= SPILL_CHUNK {
+                    write(r, &out)?;
+                    out.clear();
+                }
+            }
+            if !out.is_empty() {
+                write(r, &out)?;
+                out.clear();
+            }
+        }
+        if keep_buffers {
+            // Refilling buffers already mapped costs no fresh pages, which
+            // cost the kernel as much as the rows' own work.
+            self.group.clear();
+            self.rows.clear();
+            self.id_bytes.clear();
+        } else {
+            *self = LogRows {
+                sort_buckets: self.sort_buckets,
+                ..LogRows::default()
+            };
+        }
+        Ok(n)
+    }
+
+    /// Bytes of the rows held, not of the buffers' capacity.
+    fn filled(&self) -> usize {
+        self.group.len() * 4 + self.rows.len() * std::mem::size_of::<Packed>() + self.id_bytes.len()
+    }
+
+    /// Appends the records [`Self::spill`] wrote, each row's group less
+    /// `base`.
+    fn unspill(&mut self, mut bytes: &[u8], base: u32) -> Result<()> {
+        let cut = || exec_datafusion_err!("a windowing spill record is cut short");
+        let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8"));
+        while !bytes.is_empty() {
+            if bytes.len() < SPILLED_ROW {
+                return Err(cut());
+            }
+            let group = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+            let mut p = Packed {
+                sent_meta: word(bytes, 4) as i64,
+                delivered_at: word(bytes, 12) as i64,
+                key: word(bytes, 20),
+                id: bytes[28..SPILLED_ROW].try_into().expect("16 bytes"),
+            };
+            bytes = &bytes[SPILLED_ROW..];
+            if p.inline_len().is_none() {
+                let len = Self::word(&p, 0) as usize;
+                if bytes.len() < len {
+                    return Err(cut());
+                }
+                let start = self.keep_long_id(&bytes[..len]);
+                p.id[..8].copy_from_slice(&start);
+                bytes = &bytes[len..];
+            }
+            let group = group.checked_sub(base).ok_or_else(|| {
+                exec_datafusion_err!("a spilled row of group {group} below {base}")
+            })?;
+            self.group.push(group);
+            self.rows.push(p);
+        }
+        Ok(())
+    }
 }
+
+/// Bytes of a spilled row's record before a long id's bytes.
+const SPILLED_ROW: usize = 4 + 8 + 8 + 8 + INLINE_ID;
+/// Records gathered before each write while spilling.
+const SPILL_CHUNK: usize = 256 << 10;
 
 /// Scratch space of [`LogRows::split_by_key`], reused group after group.
 #[derive(Debug, Default)]
@@ -1065,6 +1184,27 @@ pub trait RowsAccumulator: Send + std::fmt::Debug {
         codes: &[u64],
         total_num_groups: usize,
     ) -> Result<()>;
+
+    /// Writes every buffered row to `write(range, bytes)`, range by range
+    /// in order (`range_of(group)`, of `ranges`), and drops them, keeping
+    /// the buffers' capacity when `keep_buffers`; the rows written. Only
+    /// before anything is evaluated.
+    fn spill(
+        &mut self,
+        ranges: usize,
+        range_of: &dyn Fn(u32) -> usize,
+        write: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+        keep_buffers: bool,
+    ) -> Result<usize>;
+
+    /// Appends rows that [`Self::spill`] wrote, their groups less `base`,
+    /// of `total_num_groups`.
+    fn unspill(&mut self, bytes: &[u8], base: u32, total_num_groups: usize) -> Result<()>;
+
+    /// Bytes of the rows buffered, which [`Self::spill`] would write and
+    /// empty (their buffers keep their capacity, counted in
+    /// [`Self::buffered_size`]).
+    fn filled_size(&self) -> usize;
 }
 
 impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
@@ -1118,6 +1258,32 @@ impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
             .zip(groups)
             .map(|(&i, &g)| (i as usize, g as usize));
         self.append_log(values, rows, total_num_groups, |_, i| codes[i])
+    }
+
+    fn spill(
+        &mut self,
+        ranges: usize,
+        range_of: &dyn Fn(u32) -> usize,
+        write: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+        keep_buffers: bool,
+    ) -> Result<usize> {
+        if self.base != 0 {
+            return Err(exec_datafusion_err!(
+                "a windowing aggregate spills only before it evaluates"
+            ));
+        }
+        self.index = None;
+        self.log.spill(ranges, range_of, write, keep_buffers)
+    }
+
+    fn unspill(&mut self, bytes: &[u8], base: u32, total_num_groups: usize) -> Result<()> {
+        self.num_groups = self.num_groups.max(total_num_groups);
+        self.index = None;
+        self.log.unspill(bytes, base)
+    }
+
+    fn filled_size(&self) -> usize {
+        self.log.filled()
     }
 }
 
@@ -1317,6 +1483,83 @@ mod tests {
             );
             assert_eq!(log.delivered_at(r), None);
         }
+    }
+
+    #[test]
+    fn spilled_rows_come_back_whole_range_by_range() {
+        let mut log = LogRows::default();
+        for i in 0..3000u32 {
+            let delivered = i.is_multiple_of(4).then_some(i as i64 * 7);
+            let (code, key) = ((i % 45) as u8, u64::from(i) * 31);
+            log.push(
+                (i % 20) as usize,
+                code,
+                i as i64,
+                delivered,
+                mixed_id(i).as_bytes(),
+                key,
+            )
+            .unwrap();
+        }
+        // Ranges of 5, 5, 10 groups; records written in chunks per range.
+        let range_of = |g: u32| match g {
+            0..5 => 0,
+            5..10 => 1,
+            _ => 2,
+        };
+        let mut written: Vec<Vec<u8>> = vec![vec![]; 3];
+        let mut last = 0;
+        let rows = log
+            .spill(
+                3,
+                &range_of,
+                &mut |r, bytes| {
+                    assert!(r >= last, "ranges in order");
+                    last = r;
+                    written[r].extend_from_slice(bytes);
+                    Ok(())
+                },
+                true,
+            )
+            .unwrap();
+        assert_eq!((rows, log.len(), log.filled()), (3000, 0, 0));
+        assert!(log.size() >= 3000 * 44, "the buffers kept");
+        let mut seen = 0;
+        for (r, base) in [(0, 0u32), (1, 5), (2, 10)] {
+            let mut back = LogRows::default();
+            // Read back in two pieces cut between records.
+            let half = written[r].len() / 2;
+            let cut = (half..written[r].len())
+                .find(|&at| {
+                    let mut probe = LogRows::default();
+                    probe.unspill(&written[r][..at], base).is_ok()
+                })
+                .unwrap();
+            back.unspill(&written[r][..cut], base).unwrap();
+            back.unspill(&written[r][cut..], base).unwrap();
+            for row in 0..back.len() as u32 {
+                let i = back.sent_at(row) as u32;
+                assert_eq!(back.group[row as usize] + base, i % 20);
+                assert_eq!(range_of(i % 20), r);
+                assert_eq!(back.id_str(row), mixed_id(i));
+                assert_eq!(
+                    LogRows::id_hash(&back.rows[row as usize]),
+                    crate::rules::id_hash(mixed_id(i).as_bytes())
+                );
+                assert_eq!(back.code(row), (i % 45) as u8);
+                assert_eq!(back.key(row), u64::from(i) * 31);
+                assert_eq!(
+                    back.delivered_at(row),
+                    i.is_multiple_of(4).then_some(i as i64 * 7)
+                );
+            }
+            seen += back.len();
+        }
+        assert_eq!(seen, 3000);
+        let e = LogRows::default()
+            .unspill(&written[0][..10], 0)
+            .unwrap_err();
+        assert!(e.to_string().contains("cut short"), "{e}");
     }
 
     #[test]

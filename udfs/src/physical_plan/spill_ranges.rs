@@ -1,29 +1,22 @@
 //! The windowing operator's rows on disk, by range of buckets: when its
-//! memory cannot grow, [`super::bucketed`] reads its input again and writes
-//! every row to the spill file of its output partition's range of groups
-//! (a group is a bucket, so every pair's rows land in one file), then
-//! evaluates each range on its own, reading its file back once.
+//! memory cannot grow, [`super::bucketed`] writes an output partition's
+//! buffered rows to that partition's spill file, grouped by range of its
+//! groups (a group is a bucket, so every pair's rows lie in one range),
+//! and reads on. After its inputs end, the partition evaluates range by
+//! range, reading each range's rows back once from every run it wrote.
 //!
-//! A spill row is the row's group within its range, its key code (the
-//! operator's key table stays in memory) and the aggregates' value
-//! columns, as they are appended to the accumulators.
+//! The rows are written as the accumulators hold them
+//! ([`crate::accumulator::buffer::RowsAccumulator::spill`]): about 44 bytes
+//! a row and its id when long, where the input's columns take three times
+//! that and would have to be read and coded again.
 
 use std::fs::File;
-use std::io::BufReader;
-use std::sync::{Arc, Mutex};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array, UInt64Array};
-use arrow::compute::{concat_batches, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow_ipc::reader::StreamReader;
-use arrow_ipc::writer::StreamWriter;
-use datafusion::common::{exec_datafusion_err, Result};
+use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
 use datafusion::execution::disk_manager::DiskManager;
-use datafusion::execution::spill_file::{SpillFile, SpillWriter as FileWriter};
-
-/// Rows gathered for a range before they are written: a spill file of many
-/// small batches would be mostly their headers.
-const PENDING_ROWS: usize = 8192;
+use datafusion::execution::spill_file::{SpillFile, SpillWriter};
 
 /// How an output partition's groups split into ranges.
 #[derive(Debug, Clone, Copy)]
@@ -55,198 +48,116 @@ impl Ranges {
     }
 }
 
-/// The schema of a spill row: group, key code, then the value columns.
-pub fn spill_schema(values: &[DataType]) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("group", DataType::UInt32, false),
-        Field::new("code", DataType::UInt64, false),
-    ];
-    fields.extend(
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Field::new(format!("v{i}"), t.clone(), true)),
-    );
-    Arc::new(Schema::new(fields))
-}
-
-/// A spill file and its IPC stream, open.
-type OpenFile = (Arc<dyn SpillFile>, StreamWriter<Box<dyn FileWriter>>);
-
-struct Destination {
-    pending: Vec<RecordBatch>,
-    rows: usize,
-    file: Option<OpenFile>,
-}
-
-/// The spill files being written, one per (output partition, range).
-pub struct SpillWriter {
-    disk: Arc<DiskManager>,
-    schema: SchemaRef,
+/// One output partition's spilled rows: a file of runs, each run every
+/// aggregate's rows range by range, and where each (aggregate, range)'s
+/// bytes lie. Dropping it removes the file.
+pub struct PartitionSpill {
+    file: Arc<dyn SpillFile>,
+    writer: Option<BufWriter<Box<dyn SpillWriter>>>,
+    at: u64,
     ranges: Ranges,
-    destinations: Vec<Mutex<Destination>>,
+    /// `spans[aggregate * ranges.count + range]`: `(start, len)` in the file.
+    spans: Vec<Vec<(u64, u64)>>,
 }
 
-impl SpillWriter {
-    pub fn new(
-        disk: Arc<DiskManager>,
-        schema: SchemaRef,
-        partitions: usize,
-        ranges: Ranges,
-    ) -> SpillWriter {
-        SpillWriter {
-            disk,
-            schema,
+impl PartitionSpill {
+    pub fn create(disk: &Arc<DiskManager>, ranges: Ranges, aggregates: usize) -> Result<Self> {
+        let file = disk.create_tmp_file("BucketedWindowingExec spill")?;
+        let writer = file.open_writer()?;
+        Ok(PartitionSpill {
+            file,
+            writer: Some(BufWriter::with_capacity(1 << 20, writer)),
+            at: 0,
             ranges,
-            destinations: (0..partitions * ranges.count)
-                .map(|_| {
-                    Mutex::new(Destination {
-                        pending: vec![],
-                        rows: 0,
-                        file: None,
-                    })
-                })
-                .collect(),
-        }
+            spans: vec![vec![]; aggregates * ranges.count],
+        })
     }
 
+    /// Appends `bytes` of aggregate `aggregate`'s range `range`.
+    pub fn append(&mut self, aggregate: usize, range: usize, bytes: &[u8]) -> Result<()> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| exec_datafusion_err!("a windowing spill file written after its end"))?;
+        writer
+            .write_all(bytes)
+            .map_err(|e| spill_error(&self.file, "writing", e))?;
+        let spans = &mut self.spans[aggregate * self.ranges.count + range];
+        match spans.last_mut() {
+            Some((start, len)) if *start + *len == self.at => *len += bytes.len() as u64,
+            _ => spans.push((self.at, bytes.len() as u64)),
+        }
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the writing: everything appended is in the file, to be read.
+    pub fn finish(mut self) -> Result<WrittenSpill> {
+        if let Some(writer) = self.writer.take() {
+            let mut inner = writer
+                .into_inner()
+                .map_err(|e| spill_error(&self.file, "writing", e.into_error()))?;
+            inner
+                .flush()
+                .map_err(|e| spill_error(&self.file, "writing", e))?;
+            inner.finish()?;
+        }
+        Ok(WrittenSpill {
+            file: self.file,
+            ranges: self.ranges,
+            spans: self.spans,
+        })
+    }
+}
+
+/// A partition's spill file, written.
+pub struct WrittenSpill {
+    file: Arc<dyn SpillFile>,
+    ranges: Ranges,
+    spans: Vec<Vec<(u64, u64)>>,
+}
+
+impl WrittenSpill {
     pub fn ranges(&self) -> Ranges {
         self.ranges
     }
 
-    /// Appends `rows` (indices into `values`, `codes`) of output partition
-    /// `partition`'s `groups` (one per row), all in range `range`.
-    pub fn append(
-        &self,
-        partition: usize,
-        range: usize,
-        rows: &[u32],
-        groups: &[u32],
-        codes: &[u64],
-        values: &[ArrayRef],
-    ) -> Result<()> {
-        let (start, _) = self.ranges.bounds(range);
-        let indices = UInt32Array::from(rows.to_vec());
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt32Array::from_iter_values(
-                groups.iter().map(|g| g - start as u32),
-            )),
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|&r| codes[r as usize]),
-            )),
-        ];
-        for v in values {
-            columns.push(take(v.as_ref(), &indices, None)?);
-        }
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
-        let mut d = lock(&self.destinations[partition * self.ranges.count + range]);
-        d.rows += batch.num_rows();
-        d.pending.push(batch);
-        if d.rows >= PENDING_ROWS {
-            self.write_pending(&mut d)?;
-        }
-        Ok(())
-    }
-
-    fn write_pending(&self, d: &mut Destination) -> Result<()> {
-        if d.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = compact_views(concat_batches(&self.schema, &d.pending)?)?;
-        d.pending.clear();
-        d.rows = 0;
-        if d.file.is_none() {
-            let file = self.disk.create_tmp_file("BucketedWindowingExec spill")?;
-            let writer = StreamWriter::try_new(file.open_writer()?, &self.schema)?;
-            d.file = Some((file, writer));
-        }
-        let (file, writer) = d.file.as_mut().expect("created above");
-        writer
-            .write(&batch)
-            .map_err(|e| exec_datafusion_err!("writing spill file {}: {e}", name(file)))?;
-        Ok(())
-    }
-
-    /// Writes what is pending and closes the files: each (partition, range)'s
-    /// file, `None` where it had no rows.
-    pub fn finish(self) -> Result<SpillFiles> {
-        let mut files = Vec::with_capacity(self.destinations.len());
-        for d in &self.destinations {
-            let mut d = lock(d);
-            self.write_pending(&mut d)?;
-            files.push(match d.file.take() {
-                Some((file, mut writer)) => {
-                    let err = |e: &dyn std::fmt::Display| {
-                        exec_datafusion_err!("writing spill file {}: {e}", name(&file))
-                    };
-                    writer.finish().map_err(|e| err(&e))?;
-                    let mut inner = writer.into_inner().map_err(|e| err(&e))?;
-                    inner.finish()?;
-                    Some(file)
-                }
-                None => None,
-            });
-        }
-        Ok(SpillFiles {
-            ranges: self.ranges,
-            files,
-        })
-    }
-}
-
-/// `batch` with its string views holding only the bytes they show: a view
-/// taken from an input batch still points into all of its buffers, which an
-/// IPC file would copy whole for every batch written.
-fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as ArrayRef,
-            DataType::BinaryView => Arc::new(c.as_binary_view().gc()) as ArrayRef,
-            _ => Arc::clone(c),
-        })
-        .collect();
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
-}
-
-fn name(file: &Arc<dyn SpillFile>) -> String {
-    file.path()
-        .map_or_else(|| "(not a local file)".into(), |p| p.display().to_string())
-}
-
-/// The spill files of a run, written.
-pub struct SpillFiles {
-    pub ranges: Ranges,
-    files: Vec<Option<Arc<dyn SpillFile>>>,
-}
-
-impl SpillFiles {
-    /// The batches of `partition`'s range `range`, read back in order;
-    /// none when it had no rows.
+    /// Calls `each` with every piece of aggregate `aggregate`'s range
+    /// `range`, in the order written; `buffer` holds one piece at a time.
     pub fn read(
         &self,
-        partition: usize,
+        aggregate: usize,
         range: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-        let Some(file) = &self.files[partition * self.ranges.count + range] else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let path = file
+        buffer: &mut Vec<u8>,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let spans = &self.spans[aggregate * self.ranges.count + range];
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let path = self
+            .file
             .path()
             .ok_or_else(|| exec_datafusion_err!("a windowing spill file must be a local file"))?;
-        let reader = File::open(path)
-            .map_err(|e| exec_datafusion_err!("reading spill file {}: {e}", path.display()))?;
-        let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, reader), None)?;
-        let path = path.display().to_string();
-        Ok(Box::new(reader.map(move |b| {
-            b.map_err(|e| exec_datafusion_err!("reading spill file {path}: {e}"))
-        })))
+        let mut file = File::open(path).map_err(|e| spill_error(&self.file, "reading", e))?;
+        for &(start, len) in spans {
+            buffer.clear();
+            buffer.resize(len as usize, 0);
+            file.seek(SeekFrom::Start(start))
+                .and_then(|_| file.read_exact(buffer))
+                .map_err(|e| spill_error(&self.file, "reading", e))?;
+            each(buffer)?;
+        }
+        Ok(())
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// An I/O error on a spill file, naming it (and so the spill dir).
+fn spill_error(file: &Arc<dyn SpillFile>, doing: &str, e: std::io::Error) -> DataFusionError {
+    let name = file
+        .path()
+        .map_or_else(|| "(not a local file)".into(), |p| p.display().to_string());
+    exec_datafusion_err!("{doing} the windowing's spill file {name}: {e}")
 }
 
 #[cfg(test)]
