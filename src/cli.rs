@@ -326,6 +326,22 @@ pub struct BenchArgs {
     /// MB/s of NDJSON and peak memory
     #[arg(long, conflicts_with = "local_cluster")]
     pub ingest: bool,
+    /// Time the windowing past memory: two logs (generated beside DIR when
+    /// missing), cost per message small against large, and the large one
+    /// under --scale-limit against unlimited, as processes of this binary
+    #[arg(long, conflicts_with_all = ["local_cluster", "ingest"])]
+    pub scale: bool,
+    /// The two logs' sizes for --scale, SMALL,LARGE
+    #[arg(
+        long,
+        value_name = "SMALL,LARGE",
+        value_delimiter = ',',
+        default_value = "20000000,200000000"
+    )]
+    pub scale_messages: Vec<u64>,
+    /// The memory limit of --scale's limited runs
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2g")]
+    pub scale_limit: usize,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::BenchArgs;
+use crate::commands::measured::run_measured;
 use crate::config::Config;
 use crate::engine::session::build_session;
 use crate::error::{Result, WaError};
@@ -79,7 +80,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
             .arg(hooks.join("sends.csv"))
             .arg("--out")
             .arg(out.path().join("log"));
-        let (t_ingest, (peak, summary)) = timed(|| run_measured(ingest))?;
+        let measured = run_measured(ingest, "wausage ingest")?;
+        let (t_ingest, peak) = (measured.seconds, measured.peak);
+        let summary = measured.stderr.lines().last().unwrap_or_default();
         println!(
             "run {}: read {t_read:.2} s, +parse {t_parse:.2} s, ingest {t_ingest:.2} s \
              (peak {:.0} MiB)\n  {summary}",
@@ -140,43 +143,4 @@ fn read_lines(files: &[PathBuf], mut each: impl FnMut(&[u8])) -> Result<u64> {
         }
     }
     Ok(bytes)
-}
-
-/// Runs `command` to its end: its peak resident memory in bytes and its
-/// last line on stderr (the summary), or its stderr as the error.
-fn run_measured(mut command: std::process::Command) -> Result<(u64, String)> {
-    use std::io::Read;
-    let mut child = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| WaError::io("wausage ingest", e))?;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        pipe.read_to_string(&mut stderr)
-            .map_err(|e| WaError::io("wausage ingest's stderr", e))?;
-    }
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data that `wait4` fills; the child is ours
-    // and not yet waited for (`child` is not waited on after this).
-    let (waited, usage) = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        (libc::wait4(pid, &mut status, 0, &mut usage), usage)
-    };
-    if waited != pid {
-        return Err(WaError::io(
-            "wausage ingest",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(WaError::Input(format!(
-            "wausage ingest failed: {}",
-            stderr.trim()
-        )));
-    }
-    let summary = stderr.lines().last().unwrap_or_default().to_string();
-    // Linux reports kilobytes.
-    Ok((usage.ru_maxrss as u64 * 1024, summary))
 }

@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod bench_ingest;
+pub mod bench_scale;
 pub mod generate;
 pub mod ingest;
+pub mod measured;
 pub mod queries;
 pub mod query;
 pub mod repl;

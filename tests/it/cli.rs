@@ -515,3 +515,43 @@ fn the_memory_pool_defaults_to_a_share_of_the_memory_available() {
                 .and(predicate::str::contains("hint:")),
         );
 }
+
+#[test]
+fn bench_scale_generates_two_logs_and_compares_the_limited_answer_with_the_unlimited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let out = wausage()
+        .args(["bench", "--scale", "--dir", dir.to_str().unwrap()])
+        .args(["--scale-messages", "100000,1000000", "--scale-limit", "32m"])
+        .args(["--runs", "1"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for n in ["100000", "1000000"] {
+        assert!(
+            !walk(&tmp.path().join(format!("log-scale-{n}"))).is_empty(),
+            "the {n}-message log was generated"
+        );
+    }
+    let run = stdout
+        .lines()
+        .find(|l| l.starts_with("run 1: 100000 unlimited "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        run.contains("1000000 under 32m ") && run.ends_with("same answer"),
+        "{run}"
+    );
+    assert!(stdout.contains("time per message: "), "{stdout}");
+    assert!(stdout.contains("(target <= 1.25x)"), "{stdout}");
+    assert!(
+        stdout.contains("1000000 under --memory-limit 32m: median "),
+        "{stdout}"
+    );
+    // Sizes come in pairs.
+    wausage()
+        .args(["bench", "--scale", "--scale-messages", "100000"])
+        .assert()
+        .code(2);
+}
