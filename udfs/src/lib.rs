@@ -38,7 +38,6 @@ pub use functions::wa_row_code::wa_row_code_udf;
 pub use log::columns::LOG_ARGS_SQL;
 pub use optimizer::single_phase::{
     single_phase_windowing_rule, single_phase_windowing_rule_for_cluster,
-    single_phase_windowing_rule_without_buckets,
 };
 
 /// Every function this crate adds: the one list that registration,

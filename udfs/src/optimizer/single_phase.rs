@@ -36,8 +36,6 @@ use crate::optimizer::by_key_plan::{by_key_plan, with_args};
 /// The rule; add it after DataFusion's own (`SessionStateBuilder::with_physical_optimizer_rule`).
 #[derive(Debug)]
 pub struct SinglePhaseWindowing {
-    /// Whether string keys take the by-key form ([`crate::keys::by_key`]).
-    by_key: bool,
     /// Whether the by-key form may run as one in-process operator
     /// ([`crate::physical_plan::bucketed`]).
     in_process: bool,
@@ -45,33 +43,13 @@ pub struct SinglePhaseWindowing {
 
 /// The rule for a session that runs its plans itself.
 pub fn single_phase_windowing_rule() -> Arc<dyn PhysicalOptimizerRule + Send + Sync> {
-    Arc::new(SinglePhaseWindowing {
-        by_key: true,
-        in_process: true,
-    })
+    Arc::new(SinglePhaseWindowing { in_process: true })
 }
 
 /// The rule for a cluster's scheduler: plans only of operators that
 /// Ballista can ship to its executors.
 pub fn single_phase_windowing_rule_for_cluster() -> Arc<dyn PhysicalOptimizerRule + Send + Sync> {
-    Arc::new(SinglePhaseWindowing {
-        by_key: true,
-        in_process: false,
-    })
-}
-
-/// The rule without the by-key form, for sessions under a memory limit.
-/// DataFusion spills an aggregate's state in sorted runs of `batch_size`
-/// groups and merges them back a run's batch at a time; the by-key form
-/// has a few thousand large groups (buckets), so one batch is the whole
-/// state and the merge cannot fit the budget it was spilled for. Grouped by
-/// the keys themselves (a million small groups) it spills in small pieces.
-pub fn single_phase_windowing_rule_without_buckets() -> Arc<dyn PhysicalOptimizerRule + Send + Sync>
-{
-    Arc::new(SinglePhaseWindowing {
-        by_key: false,
-        in_process: false,
-    })
+    Arc::new(SinglePhaseWindowing { in_process: false })
 }
 
 impl PhysicalOptimizerRule for SinglePhaseWindowing {
@@ -143,7 +121,7 @@ fn single_phase(
             (projection, keys, partial.aggr_expr().to_vec(), false)
         }
     };
-    if compact && rule.by_key {
+    if compact {
         let by_key = by_key_plan(
             Arc::clone(&with_keys) as _,
             &keys,
@@ -552,13 +530,6 @@ mod tests {
         assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
         assert!(!plan.contains("BucketedWindowingExec"), "{plan}");
         assert_eq!(text(&cluster, query).await, answer);
-        // Without buckets (under a memory limit): grouped by the keys.
-        let keyed = session_with(Some(single_phase_windowing_rule_without_buckets())).await;
-        keyed.sql(MIXED_LOG).await.unwrap().collect().await.unwrap();
-        let plan = text(&keyed, &format!("EXPLAIN {query}")).await;
-        assert!(!plan.contains("wa_key_bucket"), "{plan}");
-        assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
-        assert_eq!(text(&keyed, query).await, answer);
         // Every (account, customer) is one row, the NULL customer too.
         let rows = answer.lines().filter(|l| l.starts_with("| acct-")).count();
         let distinct = text(
