@@ -51,6 +51,7 @@ async fn run_command(config: &Config, command: Command) -> Result<()> {
             };
             crate::commands::report::run(&config, &args).await
         }
+        Command::Bench(args) if args.scale => crate::commands::bench_scale::run(&args),
         Command::Bench(args) => crate::commands::bench::run(&config, &args).await,
         Command::Scheduler { bind } => run_scheduler(&bind).await,
         Command::Executor(args) => run_executor(&config, &args).await,

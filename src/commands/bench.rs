@@ -195,9 +195,6 @@ pub fn ensure_log(args: &BenchArgs) -> Result<()> {
 }
 
 pub async fn run(config: &Config, args: &BenchArgs) -> Result<()> {
-    if args.scale {
-        return crate::commands::bench_scale::run(args);
-    }
     ensure_log(args)?;
     if args.ingest {
         return crate::commands::bench_ingest::run(config, args).await;
