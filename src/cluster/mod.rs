@@ -11,6 +11,7 @@
 //! (account_id, customer) in a shuffle, so each customer's whole history
 //! meets in one task, exactly as the two phases of a local aggregation.
 
+mod codec;
 mod server;
 mod split_union;
 

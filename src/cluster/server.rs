@@ -19,6 +19,7 @@ use ballista_scheduler::scheduler_process::start_server;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 
+use super::codec::WausageCodec;
 use super::{host_port, readyz};
 use crate::engine::settings::WaOptions;
 use crate::error::{Result, WaError};
@@ -75,6 +76,7 @@ pub async fn run_scheduler(bind: &str) -> Result<()> {
         external_host: addr.ip().to_string(),
         override_session_builder: Some(Arc::new(cluster_state)),
         override_config_producer: Some(Arc::new(cluster_config)),
+        override_physical_codec: Some(Arc::new(WausageCodec::default())),
         executor_timeout_seconds: EXECUTOR_TIMEOUT_SECONDS,
         expire_dead_executor_interval_seconds: 2,
         // A job whose last executor is gone fails after this, never hangs.
@@ -138,6 +140,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         memory_pool_size: opts.memory_limit.map(|m| m as u64),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
         override_config_producer: Some(Arc::new(cluster_config)),
+        override_physical_codec: Some(Arc::new(WausageCodec::default())),
         ..Default::default()
     };
     eprintln!(

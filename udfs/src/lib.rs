@@ -7,7 +7,8 @@
 //! - [`keys`]: the grouping keys' coding (the by-key form, the key coder);
 //! - [`accumulator`]: the row-buffering `GroupsAccumulator` behind every
 //!   windowing aggregate;
-//! - [`physical_plan`]: `BucketedWindowingExec`, the in-process operator;
+//! - [`physical_plan`]: `BucketedWindowingExec`, the windowing operator of a
+//!   local plan and of a cluster's stage after its shuffle;
 //! - [`optimizer`]: the physical optimizer rule and the plans it builds;
 //! - [`warnings`]: what the windowing reports besides errors.
 
@@ -16,7 +17,7 @@ pub mod functions;
 mod keys;
 pub mod log;
 mod optimizer;
-mod physical_plan;
+pub mod physical_plan;
 pub mod rules;
 pub mod warnings;
 

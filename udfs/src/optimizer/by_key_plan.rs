@@ -13,7 +13,11 @@
 //! In one process the aggregate, its repartition and the bucket are one
 //! [`BucketedWindowingExec`], with the same output; it reads the customer's
 //! number as logged where the rows compute `wa_customer_key` of it, and
-//! strips the `+` as it codes the key.
+//! strips the `+` as it codes the key. On a cluster the repartition stays
+//! (it is the shuffle) and the aggregate is a [`BucketedWindowingExec`] per
+//! partition ([`crate::physical_plan::bucketed::Routing::PerInput`]), which spills within the executor's
+//! pool by range of buckets where DataFusion's aggregate, grouped by so few
+//! and so large buckets, cannot.
 //!
 //! Its output has the schema of the one-phase aggregate it stands for, one
 //! row per distinct keys. Every aggregate of one plan splits a group's rows
@@ -46,7 +50,8 @@ type Key = (Arc<dyn PhysicalExpr>, String);
 /// that is not a string column. `aggr_expr` are the compact-form
 /// aggregates; `want` is the schema of the aggregate the plan stands for.
 /// `in_process`: the repartition and aggregate as one
-/// [`BucketedWindowingExec`] (not for a cluster, which cannot ship it).
+/// [`BucketedWindowingExec`]; else (a cluster) the repartition, then the
+/// operator per partition.
 pub fn by_key_plan(
     rows: Arc<dyn ExecutionPlan>,
     keys: &[Key],
@@ -160,7 +165,9 @@ fn customer_as_logged(
 }
 
 /// The rows and their bucket (`wa_key_bucket` of the keys), repartitioned
-/// by the bucket alone, and the aggregate over each partition.
+/// by the bucket alone, and a [`BucketedWindowingExec`] over each
+/// partition (or DataFusion's aggregate where that operator does not
+/// apply).
 fn repartitioned_windowing(
     rows: Arc<dyn ExecutionPlan>,
     key_exprs: &[Arc<dyn PhysicalExpr>],
@@ -192,10 +199,28 @@ fn repartitioned_windowing(
         args.extend(a.expressions());
         by_key.push(with_args(a, args, &schema)?);
     }
-    let input = Arc::new(RepartitionExec::try_new(
+    let input: Arc<dyn ExecutionPlan> = Arc::new(RepartitionExec::try_new(
         bucketed,
         Partitioning::Hash(vec![Arc::clone(&bucket_column)], partitions),
     )?);
+    let mut routed = Vec::with_capacity(by_key.len());
+    for a in &by_key {
+        match windowing_aggregate(a.fun().name()) {
+            Some(windowing) => routed.push((Arc::clone(a), windowing.rows_accumulator)),
+            None => break,
+        }
+    }
+    if routed.len() == by_key.len() {
+        let keys = CodedKeys {
+            keys: key_exprs.len(),
+            plus_stripped: false,
+        };
+        if let Some(exec) =
+            BucketedWindowingExec::try_new_per_input(Arc::clone(&input), keys, routed)?
+        {
+            return Ok(Arc::new(exec));
+        }
+    }
     let filters = vec![None; by_key.len()];
     Ok(Arc::new(AggregateExec::try_new(
         AggregateMode::SinglePartitioned,

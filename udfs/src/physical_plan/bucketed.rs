@@ -22,8 +22,9 @@
 //! ([`BucketedWindowingExec::flattened`], chosen by [`crate::optimizer::used_fields`]),
 //! and the unnests that would have copied them go.
 //!
-//! It runs in one process (a cluster keeps the repartition: it has no codec
-//! for this operator). Its rows count against the session's memory pool;
+//! On a cluster the repartition is the shuffle, and the operator runs after
+//! it per input partition ([`Routing::PerInput`]), shipped to the executors
+//! by the cluster's codec. Its rows count against the session's memory pool;
 //! past its share, an output partition writes its buffered rows to its
 //! spill file by range of buckets ([`super::spill_ranges`]) and reads on.
 //! After the inputs end, a partition that spilled evaluates its ranges one
@@ -84,6 +85,8 @@ pub struct CodedKeys {
 pub struct BucketedWindowingExec {
     input: Arc<dyn ExecutionPlan>,
     keys: CodedKeys,
+    /// How rows reach the output partitions.
+    routing: Routing,
     aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
     /// What builds each aggregate's accumulator, handed over by the plan
     /// that chose the aggregates ([`crate::functions::windowing`]).
@@ -97,11 +100,39 @@ pub struct BucketedWindowingExec {
     /// Whether the output is the one aggregate's structs, one row each
     /// ([`Self::flattened`]), rather than a row per bucket.
     flat: bool,
-    /// Started by the first `execute`, shared by every output partition.
-    running: Mutex<Option<Arc<Running>>>,
+    /// Started by the first `execute`: one run shared by every output
+    /// partition ([`Routing::ByBucket`]), or one per output partition
+    /// ([`Routing::PerInput`]).
+    running: Mutex<Vec<Option<Arc<Running>>>>,
     /// `append_time` per input partition; `elapsed_compute` (evaluating)
     /// and `output_rows` per output partition (`EXPLAIN ANALYZE`).
     metrics: ExecutionPlanMetricsSet,
+}
+
+/// How the operator's input rows reach its output partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Every output partition reads from every input partition and routes
+    /// each row to the output partition that owns its bucket: one process
+    /// reading a log's files.
+    ByBucket,
+    /// The input is already hash-partitioned by the pairs (a cluster's
+    /// shuffle by `wa_key_bucket`): output partition `p` reads input
+    /// partition `p` alone, with its own key table and buffers, so that a
+    /// cluster's task runs one partition of the plan on its own.
+    PerInput,
+}
+
+/// What a [`BucketedWindowingExec`] is made of besides its input and its
+/// aggregates, for a codec that ships it to a cluster's executors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowingParts {
+    pub keys: CodedKeys,
+    pub routing: Routing,
+    /// Output partitions; with [`Routing::PerInput`], the input's.
+    pub partitions: usize,
+    pub fields_read: Vec<Option<Vec<String>>>,
+    pub flat: bool,
 }
 
 impl BucketedWindowingExec {
@@ -112,6 +143,78 @@ impl BucketedWindowingExec {
         input: Arc<dyn ExecutionPlan>,
         keys: CodedKeys,
         aggregates: Vec<(Arc<AggregateFunctionExpr>, RowsAccumulatorFactory)>,
+        partitions: usize,
+    ) -> Result<Option<Self>> {
+        Self::try_new_routed(input, keys, aggregates, Routing::ByBucket, partitions)
+    }
+
+    /// As [`Self::try_new`], over an input already hash-partitioned by the
+    /// pairs, one output partition per input partition
+    /// ([`Routing::PerInput`]).
+    pub fn try_new_per_input(
+        input: Arc<dyn ExecutionPlan>,
+        keys: CodedKeys,
+        aggregates: Vec<(Arc<AggregateFunctionExpr>, RowsAccumulatorFactory)>,
+    ) -> Result<Option<Self>> {
+        let partitions = input.properties().output_partitioning().partition_count();
+        Self::try_new_routed(input, keys, aggregates, Routing::PerInput, partitions)
+    }
+
+    /// The operator of `parts` over `input`, each aggregate's accumulator
+    /// built as its windowing function builds it: what a codec decodes.
+    pub fn from_parts(
+        input: Arc<dyn ExecutionPlan>,
+        parts: WindowingParts,
+        aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    ) -> Result<Self> {
+        let mut aggregates = Vec::with_capacity(aggr_expr.len());
+        for a in aggr_expr {
+            let windowing = crate::functions::windowing::windowing_aggregate(a.fun().name())
+                .ok_or_else(|| {
+                    exec_datafusion_err!(
+                        "BucketedWindowingExec: {} is not a windowing aggregate",
+                        a.fun().name()
+                    )
+                })?;
+            aggregates.push((a, windowing.rows_accumulator));
+        }
+        let mut exec = Self::try_new_routed(
+            input,
+            parts.keys,
+            aggregates,
+            parts.routing,
+            parts.partitions,
+        )?
+        .ok_or_else(|| {
+            exec_datafusion_err!("BucketedWindowingExec: its aggregates' keys differ")
+        })?;
+        exec.fields_read = parts.fields_read;
+        if parts.flat {
+            exec = exec.into_flat().ok_or_else(|| {
+                exec_datafusion_err!("BucketedWindowingExec: no flat output for its aggregates")
+            })?;
+        }
+        Ok(exec)
+    }
+
+    /// What the operator is made of, with its aggregates: what a codec
+    /// encodes.
+    pub fn parts(&self) -> (WindowingParts, &[Arc<AggregateFunctionExpr>]) {
+        let parts = WindowingParts {
+            keys: self.keys,
+            routing: self.routing,
+            partitions: self.partitions,
+            fields_read: self.fields_read.clone(),
+            flat: self.flat,
+        };
+        (parts, &self.aggr_expr)
+    }
+
+    fn try_new_routed(
+        input: Arc<dyn ExecutionPlan>,
+        keys: CodedKeys,
+        aggregates: Vec<(Arc<AggregateFunctionExpr>, RowsAccumulatorFactory)>,
+        routing: Routing,
         partitions: usize,
     ) -> Result<Option<Self>> {
         let input_schema = input.schema();
@@ -132,6 +235,7 @@ impl BucketedWindowingExec {
         Ok(Some(Self {
             input,
             keys,
+            routing,
             fields_read: vec![None; aggr_expr.len()],
             flat: false,
             aggr_expr,
@@ -139,7 +243,7 @@ impl BucketedWindowingExec {
             partitions,
             schema,
             cache,
-            running: Mutex::new(None),
+            running: Mutex::new(vec![]),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
@@ -185,8 +289,14 @@ impl BucketedWindowingExec {
     /// The same operator over `input`, not yet run.
     fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
         let aggregates = self.aggr_expr.iter().cloned().zip(self.factories.clone());
-        let mut exec = Self::try_new(input, self.keys, aggregates.collect(), self.partitions)?
-            .ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
+        let exec = match self.routing {
+            Routing::ByBucket => {
+                Self::try_new(input, self.keys, aggregates.collect(), self.partitions)?
+            }
+            Routing::PerInput => Self::try_new_per_input(input, self.keys, aggregates.collect())?,
+        };
+        let mut exec =
+            exec.ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
         exec.fields_read = self.fields_read.clone();
         if self.flat {
             exec = exec.into_flat().ok_or_else(|| {
@@ -196,15 +306,34 @@ impl BucketedWindowingExec {
         Ok(exec)
     }
 
-    /// The shared run, started on the first call.
-    fn running(&self, context: &Arc<TaskContext>) -> Result<Arc<Running>> {
+    /// The run that output partition `partition` reads, started on the
+    /// first call, and the shard of that run that is the partition's.
+    fn running(
+        &self,
+        context: &Arc<TaskContext>,
+        partition: usize,
+    ) -> Result<(Arc<Running>, usize)> {
+        let (slot, inputs, shard) = match self.routing {
+            Routing::ByBucket => {
+                let inputs = self
+                    .input
+                    .properties()
+                    .output_partitioning()
+                    .partition_count();
+                (0, (0..inputs).collect(), partition)
+            }
+            Routing::PerInput => (partition, vec![partition], 0),
+        };
         let mut running = lock(&self.running);
-        if let Some(r) = running.as_ref() {
-            return Ok(Arc::clone(r));
+        if running.len() <= slot {
+            running.resize(slot + 1, None);
         }
-        let started = Arc::new(Running::start(self, context)?);
-        *running = Some(Arc::clone(&started));
-        Ok(started)
+        if let Some(r) = running[slot].as_ref() {
+            return Ok((Arc::clone(r), shard));
+        }
+        let started = Arc::new(Running::start(self, context, inputs, slot)?);
+        running[slot] = Some(Arc::clone(&started));
+        Ok((started, shard))
     }
 }
 
@@ -381,7 +510,15 @@ struct Shard {
 }
 
 impl Running {
-    fn start(exec: &BucketedWindowingExec, context: &Arc<TaskContext>) -> Result<Self> {
+    /// A run reading input partitions `inputs` into its shards: one per
+    /// output partition ([`Routing::ByBucket`]), or the one of output
+    /// partition `first` ([`Routing::PerInput`]).
+    fn start(
+        exec: &BucketedWindowingExec,
+        context: &Arc<TaskContext>,
+        inputs: Vec<usize>,
+        first: usize,
+    ) -> Result<Self> {
         let input_schema = exec.input.schema();
         let types = exec.aggr_expr[0].expressions()[..exec.keys.keys]
             .iter()
@@ -395,8 +532,12 @@ impl Running {
             flat: exec.flat,
             input_schema: Arc::clone(&input_schema),
         };
-        let mut shards = Vec::with_capacity(exec.partitions);
-        for p in 0..exec.partitions {
+        let shard_count = match exec.routing {
+            Routing::ByBucket => exec.partitions,
+            Routing::PerInput => 1,
+        };
+        let mut shards = Vec::with_capacity(shard_count);
+        for p in first..first + shard_count {
             let reservation = MemoryConsumer::new(format!("BucketedWindowingExec[{p}]"))
                 .register(context.memory_pool());
             shards.push(Mutex::new(Shard {
@@ -407,12 +548,7 @@ impl Running {
                 counted: 0,
             }));
         }
-        let inputs = exec
-            .input
-            .properties()
-            .output_partitioning()
-            .partition_count();
-        let (ended, ended_rx) = watch::channel(if inputs == 0 {
+        let (ended, ended_rx) = watch::channel(if inputs.is_empty() {
             Inputs::Ended
         } else {
             Inputs::Reading
@@ -426,8 +562,8 @@ impl Running {
             args: exec.aggr_expr.iter().map(|a| a.expressions()).collect(),
             key_count: exec.keys.keys,
             keys,
-            groups_per_shard: (KEY_BUCKETS as usize).div_ceil(exec.partitions),
-            inputs_left: AtomicUsize::new(inputs),
+            groups_per_shard: (KEY_BUCKETS as usize).div_ceil(shard_count),
+            inputs_left: AtomicUsize::new(inputs.len()),
             ended,
             spare: Mutex::new(vec![]),
             rows_read: AtomicUsize::new(0),
@@ -439,8 +575,8 @@ impl Running {
             ranges: OnceLock::new(),
             spilled_rows: MetricBuilder::new(&exec.metrics).counter("spilled_rows", 0),
         });
-        let mut tasks = Vec::with_capacity(inputs);
-        for i in 0..inputs {
+        let mut tasks = Vec::with_capacity(inputs.len());
+        for i in inputs {
             let stream = exec.input.execute(i, Arc::clone(context))?;
             let shards = Arc::clone(&shards);
             let append_time = MetricBuilder::new(&exec.metrics).subset_time("append_time", i);
@@ -881,6 +1017,9 @@ impl DisplayAs for BucketedWindowingExec {
         if self.flat {
             write!(f, ", flat")?;
         }
+        if self.routing == Routing::PerInput {
+            write!(f, ", per_input")?;
+        }
         Ok(())
     }
 }
@@ -962,17 +1101,13 @@ impl ExecutionPlan for BucketedWindowingExec {
                 self.partitions
             ));
         }
-        let running = self.running(&context)?;
+        let (running, shard) = self.running(&context, partition)?;
         let batch_size = context.session_config().batch_size();
         let schema = Arc::clone(&self.schema);
         let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let output = futures::stream::once(running.output(
-            partition,
-            Arc::clone(&schema),
-            batch_size,
-            metrics,
-        ))
-        .try_flatten();
+        let output =
+            futures::stream::once(running.output(shard, Arc::clone(&schema), batch_size, metrics))
+                .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, output)))
     }
 }
@@ -1048,6 +1183,16 @@ mod tests {
         pool: usize,
         batch_size: usize,
     ) -> SessionContext {
+        pooled_session_with(partitions, pool, batch_size, single_phase_windowing_rule()).await
+    }
+
+    /// The same, planned by `rule`.
+    async fn pooled_session_with(
+        partitions: usize,
+        pool: usize,
+        batch_size: usize,
+        rule: Arc<dyn PhysicalOptimizerRule + Send + Sync>,
+    ) -> SessionContext {
         use datafusion::execution::memory_pool::FairSpillPool;
         use datafusion::execution::runtime_env::RuntimeEnvBuilder;
         let runtime = RuntimeEnvBuilder::new()
@@ -1063,12 +1208,22 @@ mod tests {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
-            .with_physical_optimizer_rule(single_phase_windowing_rule())
+            .with_physical_optimizer_rule(rule)
             .build();
         let ctx = SessionContext::new_with_state(state);
         crate::register_all(&ctx);
         ctx.sql(&log(false)).await.unwrap().collect().await.unwrap();
         ctx
+    }
+
+    /// The rows `EXPLAIN ANALYZE` says the operator spilled (`3.00 K` read
+    /// as 3000).
+    async fn spilled_row_count(ctx: &SessionContext, sql: &str) -> usize {
+        let spilled = spilled_rows(ctx, sql).await;
+        match spilled.strip_suffix(" K") {
+            Some(k) => (k.parse::<f64>().unwrap() * 1000.0) as usize,
+            None => spilled.parse().unwrap(),
+        }
     }
 
     /// The rows the operator spilled, as `EXPLAIN ANALYZE` writes them
@@ -1111,16 +1266,12 @@ mod tests {
                     expected,
                     "{partitions} partitions, a pool of {pool} bytes"
                 );
-                let spilled = spilled_rows(&ctx, &unordered).await;
                 // Rows are written at most once, and a shard that spills
                 // writes all its rows.
-                let rows = match spilled.strip_suffix(" K") {
-                    Some(k) => (k.parse::<f64>().unwrap() * 1000.0) as usize,
-                    None => spilled.parse().unwrap(),
-                };
-                assert!(rows <= 3000, "{spilled}");
+                let rows = spilled_row_count(&ctx, &unordered).await;
+                assert!(rows <= 3000, "{rows}");
                 match pool {
-                    p if p <= 128 << 10 => assert!(rows > 2000, "most rows spilled: {spilled}"),
+                    p if p <= 128 << 10 => assert!(rows > 2000, "most rows spilled: {rows}"),
                     p if p >= 64 << 20 => assert_eq!(rows, 0, "a pool that holds the rows"),
                     _ => {}
                 }
@@ -1137,6 +1288,41 @@ mod tests {
             e.contains("BucketedWindowingExec[") && e.contains("pool_size: 1024.0 B"),
             "{e}"
         );
+    }
+
+    /// After a cluster's shuffle the operator runs per input partition,
+    /// each with its own key table, buffers and spill file: past its pool
+    /// it spills, with the same answer.
+    #[tokio::test]
+    async fn per_input_partition_the_operator_spills_and_gives_the_same_answer() {
+        let unordered = QUERY.replace(" ORDER BY 1, 2", "");
+        let expected = sorted_lines(&session(3, None, false).await, &unordered)
+            .await
+            .unwrap();
+        for partitions in [2, 3, 16] {
+            for pool in [128 << 10, 64 << 20] {
+                let rule = single_phase_windowing_rule_for_cluster();
+                let ctx = pooled_session_with(partitions, pool, 8192, rule).await;
+                let plan = run(&ctx, &format!("EXPLAIN {unordered}")).await.unwrap();
+                assert!(
+                    plan.contains(&format!("partitions={partitions}, "))
+                        && plan.contains("per_input")
+                        && plan.contains("RepartitionExec: partitioning=Hash([__wa_bucket@"),
+                    "{plan}"
+                );
+                assert_eq!(
+                    sorted_lines(&ctx, &unordered).await.unwrap(),
+                    expected,
+                    "{partitions} partitions, a pool of {pool} bytes"
+                );
+                let rows = spilled_row_count(&ctx, &unordered).await;
+                if pool <= 128 << 10 {
+                    assert!(rows > 1000, "{partitions} partitions spilled {rows} rows");
+                } else {
+                    assert_eq!(rows, 0, "a pool that holds the rows");
+                }
+            }
+        }
     }
 
     proptest::proptest! {

@@ -1,4 +1,5 @@
-//! The in-process windowing operator.
+//! The windowing operator: in one process, and per partition after a
+//! cluster's shuffle.
 
 pub mod bucketed;
 pub mod spill_ranges;
