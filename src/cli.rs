@@ -322,6 +322,10 @@ pub struct BenchArgs {
     /// (a scheduler and 2 executors, child processes of this binary)
     #[arg(long)]
     pub local_cluster: bool,
+    /// Each --local-cluster executor's memory pool (its --memory-limit);
+    /// default Ballista's, 70% of the machine's memory
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "local_cluster")]
+    pub executor_memory: Option<usize>,
     /// Time `ingest` on the log's webhooks (written beside it when missing):
     /// MB/s of NDJSON and peak memory
     #[arg(long, conflicts_with = "local_cluster")]

@@ -154,6 +154,8 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
 
 /// A scheduler and executors on this machine, child processes of this
 /// binary, for `wausage bench --local-cluster`; killed when dropped.
+/// Each executor has one task slot and, when given, a memory pool of
+/// `memory_limit` bytes.
 pub struct LocalCluster {
     pub url: String,
     children: Vec<std::process::Child>,
@@ -161,7 +163,7 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    pub async fn start(executors: usize) -> Result<LocalCluster> {
+    pub async fn start(executors: usize, memory_limit: Option<usize>) -> Result<LocalCluster> {
         let exe = std::env::current_exe().map_err(|e| WaError::io("current executable", e))?;
         let work = tempfile::tempdir().map_err(|e| WaError::io("temporary folder", e))?;
         let free_port = || -> Result<u16> {
@@ -193,19 +195,25 @@ impl LocalCluster {
         ])?);
         for n in 0..executors {
             let dir = cluster._work.path().join(format!("executor-{n}"));
-            cluster.children.push(spawn(vec![
-                "executor".into(),
-                "--scheduler".into(),
-                addr.clone(),
-                "--bind".into(),
-                format!("127.0.0.1:{}", free_port()?),
-                "--grpc-bind".into(),
-                format!("127.0.0.1:{}", free_port()?),
-                "--work-dir".into(),
-                dir.to_string_lossy().into_owned(),
-                "--concurrency".into(),
-                "1".into(),
-            ])?);
+            let limit = memory_limit.map(|bytes| ["--memory-limit".to_string(), bytes.to_string()]);
+            cluster.children.push(spawn(
+                [
+                    "executor".into(),
+                    "--scheduler".into(),
+                    addr.clone(),
+                    "--bind".into(),
+                    format!("127.0.0.1:{}", free_port()?),
+                    "--grpc-bind".into(),
+                    format!("127.0.0.1:{}", free_port()?),
+                    "--work-dir".into(),
+                    dir.to_string_lossy().into_owned(),
+                    "--concurrency".into(),
+                    "1".into(),
+                ]
+                .into_iter()
+                .chain(limit.into_iter().flatten())
+                .collect(),
+            )?);
         }
         let want = format!("ready: {executors} executors registered");
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -625,6 +625,7 @@ fn bench_local_cluster_times_the_windowing_and_the_shuffle_floor() {
         .env_remove("WAUSAGE_CLUSTER")
         .args(["bench", "--local-cluster", "--dir", dir.to_str().unwrap()])
         .args(["--messages", "20000", "--customers", "400", "--runs", "2"])
+        .args(["--executor-memory", "64m"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -644,6 +645,7 @@ fn bench_local_cluster_times_the_windowing_and_the_shuffle_floor() {
         );
     }
     assert!(stdout.contains("ratio cluster/local "), "{stdout}");
+    assert!(stdout.contains("2 executors of 64 MiB each)"), "{stdout}");
     assert!(stdout.contains("shuffle floor      median "), "{stdout}");
     assert!(
         stdout.contains("answer checked against the rules core: {"),
