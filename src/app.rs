@@ -9,7 +9,11 @@ use crate::engine::session;
 use crate::error::{Result, WaError};
 
 pub async fn run(cli: Cli) -> Result<()> {
-    crate::engine::signals::install();
+    // A server stops on SIGTERM by its own rule (finish running queries,
+    // exit 0), not by the statements' one.
+    if !matches!(cli.command, Some(Command::Serve(_))) {
+        crate::engine::signals::install();
+    }
     let config = Config::from_args(&cli.global)?;
     run_command(&config, cli.command.unwrap_or(Command::Repl))
         .await
@@ -52,7 +56,11 @@ async fn run_command(config: &Config, command: Command) -> Result<()> {
             crate::commands::report::run(&config, &args).await
         }
         Command::Bench(args) if args.scale => crate::commands::bench_scale::run(&args),
+        Command::Bench(args) if args.serve => {
+            crate::commands::bench_serve::run(&config, &args).await
+        }
         Command::Bench(args) => crate::commands::bench::run(&config, &args).await,
+        Command::Serve(args) => commands::serve::run(&config, &args).await,
         Command::Scheduler { bind } => run_scheduler(&bind).await,
         Command::Executor(args) => run_executor(&config, &args).await,
         Command::Repl => {

@@ -2,7 +2,9 @@
 //! before or after the command; each has an environment variable where a
 //! cron job or a shell profile would rather set it once.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
@@ -213,6 +215,10 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Time the windowing against a plain GROUP BY on a generated log
     Bench(BenchArgs),
+    /// Serve the session over Arrow Flight SQL, read-only: the views, the
+    /// saved queries (as table functions) and every function, for BI tools,
+    /// notebooks and ADBC/JDBC clients
+    Serve(ServeArgs),
     /// Start a cluster scheduler (Apache Ballista) that knows every wausage function
     Scheduler {
         /// Address to listen on (gRPC and /healthz, /readyz)
@@ -221,6 +227,63 @@ pub enum Command {
     },
     /// Start a cluster executor that registers with a scheduler and runs its tasks
     Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; without --token-file only a loopback address
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:32010",
+          value_parser = parse_socket_addr)]
+    pub bind: SocketAddr,
+    /// File holding the token clients send, as `Authorization: Bearer TOKEN`
+    /// or as the password of Basic auth (a file, so it is not in `ps`)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key, clients connect with grpc+tls://
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Queries that run at once; the rest wait their turn [default: number of cores]
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub max_concurrent_queries: Option<usize>,
+    /// Cancel a query that runs longer, e.g. 30s, 5m, 1h [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub query_timeout: Option<Duration>,
+}
+
+/// `--bind HOST:PORT`: an address, or a name that resolves to one
+/// (`localhost:32010`).
+fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// `--query-timeout`: `500ms`, `30s`, `5m`, `1h`, or seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t.as_str(), "s"),
+    };
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{s:?} is not a duration: use e.g. 30s, 5m or 1h")),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n * scale < 1e9 => {
+            Ok(Duration::from_secs_f64(n * scale))
+        }
+        _ => Err(format!("{s:?} is not a duration: use e.g. 30s, 5m or 1h")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +406,14 @@ pub struct BenchArgs {
         default_value = "20000000,200000000"
     )]
     pub scale_messages: Vec<u64>,
+    /// Time `wausage serve`: --serve-rows rows streamed over Flight SQL
+    /// against `query --format parquet` of the same rows, and the category
+    /// report's latency with 8 clients at once
+    #[arg(long, conflicts_with_all = ["local_cluster", "ingest", "scale"])]
+    pub serve: bool,
+    /// The rows --serve streams
+    #[arg(long, value_name = "N", default_value_t = 10_000_000)]
+    pub serve_rows: u64,
     /// The memory limit of --scale's limited runs
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2g")]
     pub scale_limit: usize,
@@ -369,6 +440,18 @@ mod tests {
             MemoryLimitArg::Size(MIN_MEMORY_LIMIT)
         );
         assert_eq!(parse_memory_limit("None").unwrap(), MemoryLimitArg::None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        for bad in ["", "0s", "-1s", "soon", "5 days", "nan", "1e30h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

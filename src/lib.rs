@@ -15,3 +15,4 @@ pub mod error;
 pub mod ingest;
 pub mod memory;
 pub mod output;
+pub mod serve;

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_ingest;
 pub mod bench_scale;
+pub mod bench_serve;
 pub mod generate;
 pub mod ingest;
 pub mod measured;
@@ -11,3 +12,4 @@ pub mod query;
 pub mod repl;
 pub mod report;
 pub mod run;
+pub mod serve;

@@ -4,8 +4,10 @@
 pub mod exec;
 pub mod log_table;
 pub mod logs;
+pub mod parse;
 pub mod pricing_analytics;
 pub mod saved;
+pub mod saved_functions;
 pub mod session;
 pub mod settings;
 pub mod signals;

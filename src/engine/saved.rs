@@ -452,6 +452,27 @@ pub fn bind(query: &SavedQuery, given: &[String], today: NaiveDate) -> Result<Pa
     Ok(ParamValues::from(bound))
 }
 
+/// Values of the right type for every required parameter (the current
+/// month, 1, ...), to plan a query for its columns before its values are
+/// known.
+pub fn bind_for_columns(query: &SavedQuery, today: NaiveDate) -> Result<ParamValues> {
+    let given: Vec<String> = query
+        .params
+        .iter()
+        .filter(|p| p.required)
+        .map(|p| {
+            let example = match p.kind {
+                ParamKind::Month => "current",
+                ParamKind::Int | ParamKind::PositiveInt | ParamKind::Float => "1",
+                ParamKind::Text => "",
+                ParamKind::Bool => "false",
+            };
+            format!("{}={example}", p.name)
+        })
+        .collect();
+    bind(query, &given, today)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::settings::{settings, WaOptions, DEFAULT_SERVICE_ALLOWANCE};
-use super::{logs, views};
+use super::{logs, saved, saved_functions, views};
 use crate::config::Config;
 use crate::error::{Result, WaError};
 
@@ -98,6 +98,7 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         Some(url) => remote_context(url, session_config, runtime).await?,
     };
     wausage_udfs::register_all(&ctx);
+    saved_functions::register_saved_functions(&ctx, saved::all(config)?);
     let reads = match config.cluster {
         None => logs::LogReads::Hinted,
         Some(_) => logs::LogReads::Cast,

@@ -11,4 +11,5 @@ mod properties;
 mod report_page;
 mod reports;
 mod robustness;
+mod serve;
 mod vectors;

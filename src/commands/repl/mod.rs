@@ -80,7 +80,7 @@ impl Repl {
     pub async fn run_sql(&mut self, sql: &str) -> Result<()> {
         let config = self.config.clone();
         if let Some(path) = &config.output {
-            let returns_rows = crate::engine::exec::parse_statements(sql)?
+            let returns_rows = crate::engine::parse::parse_statements(sql)?
                 .iter()
                 .any(crate::engine::exec::returns_rows);
             if returns_rows && !self.output_armed {
