@@ -16,3 +16,4 @@ pub mod ingest;
 pub mod memory;
 pub mod output;
 pub mod serve;
+pub mod storage;

@@ -23,6 +23,7 @@ use super::codec::WausageCodec;
 use super::{host_port, readyz};
 use crate::engine::settings::WaOptions;
 use crate::error::{Result, WaError};
+use crate::storage::{AwsOptions, AzureOptions, GcpOptions, StoreRegistry};
 
 /// Seconds between an executor's heartbeats, and how long the scheduler
 /// waits without one before it declares the executor lost and reruns its
@@ -35,7 +36,13 @@ const EXECUTOR_TIMEOUT_SECONDS: u64 = 10;
 /// defaults plus the `wausage.*` namespace, so that the client's settings
 /// travel with each query instead of being dropped as unknown keys.
 pub(super) fn cluster_config() -> SessionConfig {
-    let mut config = SessionConfig::new_with_ballista().with_option_extension(WaOptions::default());
+    // The client's `aws.*`, `gcp.*` and `azure.*` keys are known here too,
+    // though a cluster's stores are built from each process's environment.
+    let mut config = SessionConfig::new_with_ballista()
+        .with_option_extension(WaOptions::default())
+        .with_option_extension(AwsOptions::default())
+        .with_option_extension(GcpOptions::default())
+        .with_option_extension(AzureOptions::default());
     config
         .options_mut()
         .set(super::ADAPTIVE_PLANNER, "false")
@@ -47,11 +54,27 @@ pub(super) fn cluster_config() -> SessionConfig {
 /// plus every wausage function.
 pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
     let mut state = SessionStateBuilder::new_from_existing(default_session_builder(config)?)
+        .with_runtime_env(stores_runtime(None)?)
         .with_physical_optimizer_rule(wausage_udfs::single_phase_windowing_rule_for_cluster())
         .with_physical_optimizer_rule(Arc::new(crate::engine::log_table::FooterReadSchemas))
         .build();
     wausage_udfs::register_all_in(&mut state)?;
     Ok(state)
+}
+
+/// A runtime whose object stores (`s3://` and the others) are built from
+/// this process's environment: scheduler and executors read a bucket with
+/// their own credentials, no shared filesystem needed.
+fn stores_runtime(
+    temp: Option<PathBuf>,
+) -> datafusion::common::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    let stores = StoreRegistry::new(Default::default(), Default::default(), Default::default());
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(stores));
+    if let Some(dir) = temp {
+        runtime = runtime.with_temp_file_path(dir);
+    }
+    Ok(Arc::new(runtime.build()?))
 }
 
 /// `HOST:PORT` as a socket address; the error names the flag.
@@ -121,6 +144,8 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| WaError::io(dir.display().to_string(), e))?;
     }
     let state = cluster_state(cluster_config())?;
+    // Ballista's own runtime spills into the work dir, else the temp dir.
+    let temp = opts.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let config = ExecutorProcessConfig {
         bind_host: flight.ip().to_string(),
         // Bound to every interface: the scheduler takes the address it
@@ -138,6 +163,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
             .map(|d| d.to_string_lossy().into_owned()),
         executor_heartbeat_interval_seconds: HEARTBEAT_SECONDS,
         memory_pool_size: opts.memory_limit.map(|m| m as u64),
+        override_runtime_producer: Some(Arc::new(move |_| stores_runtime(Some(temp.clone())))),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
         override_config_producer: Some(Arc::new(cluster_config)),
         override_physical_codec: Some(Arc::new(WausageCodec::default())),

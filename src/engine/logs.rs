@@ -21,10 +21,11 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use crate::engine::log_table::{self, LogTable};
 use crate::error::{Result, WaError};
+use crate::storage;
 
 /// Required columns and whether each is a timestamp (else a string).
 pub const REQUIRED: [(&str, bool); 10] = [
@@ -375,21 +376,42 @@ pub async fn register_log(
     path: &str,
     reads: LogReads,
 ) -> Result<RegisteredLog> {
-    let (url, root) = table_url(path)?;
+    let remote = storage::is_remote(path);
+    let (url, root) = if remote {
+        remote_table_url(path)?
+    } else {
+        table_url(path)?
+    };
     match &root {
+        _ if remote => {}
         // The listing passes over FIFOs, sockets and devices in silence.
         Some(dir) => check_tree_files(dir)?,
         None if Path::new(path).exists() => check_regular_file(Path::new(path))?,
         None => {}
     }
-    let store = ctx.runtime_env().object_store(url.object_store())?;
+    // A store that cannot be set up, a missing bucket or refused
+    // credentials: the error names the URL.
+    let named = |e: datafusion::error::DataFusionError| {
+        if remote {
+            WaError::Input(format!("{path}: {e}"))
+        } else {
+            WaError::from(e)
+        }
+    };
+    let store = ctx
+        .runtime_env()
+        .object_store(url.object_store())
+        .map_err(named)?;
     let state = ctx.state();
     let metas: Vec<_> = url
         .list_all_files(&state, store.as_ref(), ".parquet")
-        .await?
+        .await
+        .map_err(named)?
         .try_collect()
-        .await?;
-    // Each file's local path and its object-store path.
+        .await
+        .map_err(named)?;
+    // Each file's name for errors (its local path, or its URL) and its
+    // object-store path; the tree's paths as local ones for the hive keys.
     let mut files: Vec<(PathBuf, String)> = metas
         .iter()
         .map(|m| {
@@ -398,6 +420,17 @@ pub async fn register_log(
         })
         .collect();
     files.sort();
+    let labels: HashMap<String, PathBuf> = files
+        .iter()
+        .map(|(file, location)| {
+            let label = if remote {
+                PathBuf::from(format!("{}{location}", url.object_store().as_str()))
+            } else {
+                file.clone()
+            };
+            (location.clone(), label)
+        })
+        .collect();
     if files.is_empty() {
         return Err(WaError::Input(format!("{path}: no .parquet files found")));
     }
@@ -410,19 +443,18 @@ pub async fn register_log(
     // The first file that has each column, for errors.
     let mut field_files: HashMap<String, &Path> = HashMap::new();
     let mut read_schemas = HashMap::new();
-    for (file, location) in &files {
-        check_regular_file(file)?;
-        let f =
-            std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
-            WaError::Input(format!(
-                "{}: not a readable Parquet file: {e}",
-                file.display()
-            ))
-        })?;
-        let schema = builder.schema();
+    let meta_of: HashMap<&str, &object_store::ObjectMeta> =
+        metas.iter().map(|m| (m.location.as_ref(), m)).collect();
+    for (local, location) in &files {
+        let file = &labels[location];
+        let footer = if remote {
+            remote_footer(store.as_ref(), meta_of[location.as_str()], file).await?
+        } else {
+            local_footer(local)?
+        };
+        let schema = footer.schema();
         check_file_schema(file, schema)?;
-        check_not_null(file, builder.metadata())?;
+        check_not_null(file, footer.metadata())?;
         read_schemas.insert(location.clone(), log_table::read_schema(schema));
         for field in schema.fields() {
             if fields.iter().any(|f| f.name() == field.name()) {
@@ -477,9 +509,71 @@ pub async fn register_log(
     ctx.deregister_table(name)?;
     ctx.register_table(name, table)?;
     Ok(RegisteredLog {
-        files: files.into_iter().map(|(file, _)| file).collect(),
+        files: files
+            .into_iter()
+            .map(|(_, location)| labels[&location].clone())
+            .collect(),
         schema: full_schema,
     })
+}
+
+/// A local file's footer, read through the file system.
+fn local_footer(file: &Path) -> Result<ArrowReaderMetadata> {
+    check_regular_file(file)?;
+    let f = std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
+    ArrowReaderMetadata::load(&f, ArrowReaderOptions::default()).map_err(|e| {
+        WaError::Input(format!(
+            "{}: not a readable Parquet file: {e}",
+            file.display()
+        ))
+    })
+}
+
+/// An object's footer, read with ranged GETs of its tail.
+async fn remote_footer(
+    store: &dyn object_store::ObjectStore,
+    meta: &object_store::ObjectMeta,
+    file: &Path,
+) -> Result<ArrowReaderMetadata> {
+    use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+    let unreadable = |e: String| {
+        WaError::Input(format!(
+            "{}: not a readable Parquet file: {e}",
+            file.display()
+        ))
+    };
+    let metadata = DFParquetMetadata::new(store, meta)
+        .fetch_metadata()
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::default())
+        .map_err(|e| unreadable(e.to_string()))
+}
+
+/// A log's URL in an object store: a prefix (a tree, as `--data` takes
+/// a local directory), one object, or a glob (`s3://b/logs/*/2024-*.parquet`);
+/// with a prefix, its path as a local root for the hive keys.
+fn remote_table_url(location: &str) -> Result<(ListingTableUrl, Option<PathBuf>)> {
+    let bad = |e: datafusion::error::DataFusionError| WaError::Input(format!("{location}: {e}"));
+    storage::split_url(location)?;
+    if let Some(glob_at) = location.find(['*', '?', '[']) {
+        let base_end = location[..glob_at].rfind('/').map_or(0, |i| i + 1);
+        let url = ListingTableUrl::parse(&location[..base_end])
+            .and_then(|u| u.with_glob(&location[base_end..]))
+            .map_err(bad)?;
+        return Ok((url, None));
+    }
+    if location.to_ascii_lowercase().ends_with(".parquet") {
+        return Ok((ListingTableUrl::parse(location).map_err(bad)?, None));
+    }
+    let dir = if location.ends_with('/') {
+        location.to_string()
+    } else {
+        format!("{location}/")
+    };
+    let url = ListingTableUrl::parse(&dir).map_err(bad)?;
+    let root = PathBuf::from(format!("/{}", url.prefix()));
+    Ok((url, Some(root)))
 }
 
 /// Registers an auxiliary table (`--table NAME=PATH`): Parquet, CSV, or
@@ -491,23 +585,37 @@ pub async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(WaError::Usage(format!("--table: bad table name {name:?}")));
     }
-    if !Path::new(path).exists() {
+    let remote = storage::is_remote(path);
+    if remote {
+        storage::split_url(path)?;
+    } else if !Path::new(path).exists() {
         return Err(WaError::Input(format!("{path}: no such file")));
-    }
-    if !Path::new(path).is_dir() {
+    } else if !Path::new(path).is_dir() {
         check_regular_file(Path::new(path))?;
     }
     let lower = path.to_ascii_lowercase();
+    let is_dir = if remote {
+        path.ends_with('/')
+    } else {
+        Path::new(path).is_dir()
+    };
     if lower.ends_with(".csv") {
         ctx.register_csv(name, path, datafusion::prelude::CsvReadOptions::new())
-            .await?;
-    } else if lower.ends_with(".parquet") || Path::new(path).is_dir() {
+            .await
+            .map_err(|e| WaError::Input(format!("--table {name}={path}: {e}")))?;
+    } else if lower.ends_with(".parquet") || is_dir {
         ctx.register_parquet(
             name,
             path,
             datafusion::prelude::ParquetReadOptions::default(),
         )
-        .await?;
+        .await
+        .map_err(|e| WaError::Input(format!("--table {name}={path}: {e}")))?;
+    } else if lower.ends_with(".json") && remote {
+        return Err(WaError::Usage(format!(
+            "--table {name}={path}: a pricing_analytics response is read from a local file; \
+             copy it here first"
+        )));
     } else if lower.ends_with(".json") {
         crate::engine::pricing_analytics::register(ctx, name, path)?;
     } else {

@@ -16,6 +16,7 @@ use super::settings::{settings, WaOptions, DEFAULT_SERVICE_ALLOWANCE};
 use super::{logs, saved, saved_functions, views};
 use crate::config::Config;
 use crate::error::{Result, WaError};
+use crate::storage::{AwsOptions, AzureOptions, GcpOptions, StoreRegistry};
 
 /// Sets `wausage.{key}` on the session, as `SET` would, and re-registers
 /// the views that read it.
@@ -44,7 +45,7 @@ pub async fn refresh_views(ctx: &SessionContext, before: &WaOptions) -> Result<(
 
 /// Builds the session for `config`, with the log registered and its views.
 pub async fn build_session(config: &Config) -> Result<SessionContext> {
-    let mut session_config = SessionConfig::new()
+    let session_config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(config.partitions.max(1))
         .with_option_extension(WaOptions {
@@ -52,6 +53,18 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
             memory_limit: config.memory.to_string(),
             ..WaOptions::default()
         });
+    // `SET aws.region = …` and the like reach the stores built after it.
+    let (aws, gcp, azure) = (
+        AwsOptions::default(),
+        GcpOptions::default(),
+        AzureOptions::default(),
+    );
+    let stores = StoreRegistry::new(aws.0.clone(), gcp.0.clone(), azure.0.clone());
+    let session_config = session_config
+        .with_option_extension(aws)
+        .with_option_extension(gcp)
+        .with_option_extension(azure);
+    let mut session_config = session_config;
     // Skip the partial phase of aggregations whose groups barely shrink the
     // input (10% distinct keys in the first 100k rows, not DataFusion's 80%):
     // for the windowing aggregates a partial phase only buffers rows to copy
@@ -68,7 +81,7 @@ pub async fn build_session(config: &Config) -> Result<SessionContext> {
         .options_mut()
         .execution
         .listing_table_ignore_subdirectory = false;
-    let mut runtime = RuntimeEnvBuilder::new();
+    let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(stores));
     if let Some(limit) = config.memory.pool() {
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(limit),

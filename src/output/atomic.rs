@@ -13,6 +13,7 @@ use tempfile::NamedTempFile;
 
 use super::{build, BatchSink, Format, SinkOptions};
 use crate::error::{Result, WaError};
+use crate::storage;
 
 /// Where the bytes for an output path go, checked the same way for every
 /// command: a regular file (or a link to one) is replaced atomically
@@ -21,11 +22,33 @@ use crate::error::{Result, WaError};
 /// directory or a read-only file is refused.
 enum Target {
     Stream(fs::File),
-    Replace { tmp: NamedTempFile, target: PathBuf },
+    Replace {
+        tmp: NamedTempFile,
+        target: PathBuf,
+    },
+    /// An object (`s3://bucket/key`): written to a local temporary file,
+    /// then uploaded whole ([`crate::storage::upload_file`]).
+    Upload {
+        tmp: NamedTempFile,
+        location: String,
+    },
 }
 
 impl Target {
     fn open(path: &Path) -> io::Result<Self> {
+        let location = path.to_string_lossy();
+        if storage::is_remote(&location) {
+            storage::split_url(&location)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".wausage-upload.")
+                .suffix(".tmp")
+                .tempfile()?;
+            return Ok(Target::Upload {
+                tmp,
+                location: location.into_owned(),
+            });
+        }
         // `/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N` name a descriptor the
         // process inherited: written through, never replaced, even when the
         // shell pointed it at a regular file (`>> log.csv`).
@@ -73,7 +96,7 @@ impl Target {
     fn writer(&self) -> io::Result<fs::File> {
         match self {
             Target::Stream(file) => file.try_clone(),
-            Target::Replace { tmp, .. } => tmp.as_file().try_clone(),
+            Target::Replace { tmp, .. } | Target::Upload { tmp, .. } => tmp.as_file().try_clone(),
         }
     }
 
@@ -86,6 +109,21 @@ impl Target {
                 tmp.as_file().sync_all()?;
                 tmp.persist(&target).map_err(|e| e.error)?;
                 Ok(())
+            }
+            // The store is built from the environment: an output is not a
+            // session's table, and `SET aws.*` applies to what SQL reads.
+            Target::Upload { tmp, location } => {
+                let stores = storage::StoreRegistry::new(
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                );
+                storage::upload_file(&location, tmp.path(), &|url| {
+                    datafusion::execution::object_store::ObjectStoreRegistry::get_store(
+                        &stores, url,
+                    )
+                })
+                .map_err(|e| io::Error::other(e.to_string()))
             }
         }
     }

@@ -43,6 +43,8 @@ pub struct Cluster {
     port: u16,
     /// Options every executor of this cluster starts with.
     executor_options: Vec<String>,
+    /// Environment every process of this cluster starts with.
+    env: Vec<(String, String)>,
     scheduler: Child,
     executors: Vec<Child>,
     logs: tempfile::TempDir,
@@ -55,15 +57,31 @@ impl Cluster {
 
     /// A cluster whose executors start with `executor_options` too.
     pub fn start_with(executors: usize, executor_options: &[&str]) -> Cluster {
+        Cluster::start_full(executors, executor_options, &[])
+    }
+
+    /// A cluster whose processes run with `env` set (an object store's
+    /// endpoint and credentials).
+    pub fn start_with_env(executors: usize, env: &[(&str, String)]) -> Cluster {
+        Cluster::start_full(executors, &[], env)
+    }
+
+    fn start_full(executors: usize, executor_options: &[&str], env: &[(&str, String)]) -> Cluster {
         let logs = tempfile::tempdir().unwrap();
         let port = free_port();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let scheduler = spawn(
             &["scheduler", "--bind", &format!("127.0.0.1:{port}")],
             &logs.path().join("scheduler.log"),
+            &env,
         );
         let mut cluster = Cluster {
             url: format!("df://127.0.0.1:{port}"),
             port,
+            env,
             executor_options: executor_options.iter().map(|o| o.to_string()).collect(),
             scheduler,
             executors: vec![],
@@ -104,7 +122,11 @@ impl Cluster {
             "1",
         ];
         args.extend(self.executor_options.iter().map(String::as_str));
-        let child = spawn(&args, &self.logs.path().join(format!("executor-{n}.log")));
+        let child = spawn(
+            &args,
+            &self.logs.path().join(format!("executor-{n}.log")),
+            &self.env,
+        );
         self.executors.push(child);
     }
 
@@ -165,10 +187,11 @@ impl Drop for Cluster {
     }
 }
 
-fn spawn(args: &[&str], log: &Path) -> Child {
+fn spawn(args: &[&str], log: &Path, env: &[(String, String)]) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(BIN)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod common;
 mod ingest;
+mod object_store;
 mod properties;
 mod report_page;
 mod reports;
