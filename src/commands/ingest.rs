@@ -4,6 +4,7 @@
 use crate::cli::IngestArgs;
 use crate::config::Config;
 use crate::error::Result;
+use crate::ingest::to_bucket::ingest_to_bucket;
 use crate::ingest::{ingest, IngestOptions};
 
 pub fn run(config: &Config, args: &IngestArgs) -> Result<()> {
@@ -15,7 +16,12 @@ pub fn run(config: &Config, args: &IngestArgs) -> Result<()> {
         budget: fold_budget(config.memory.given(), args.fold_budget),
     };
     let t = std::time::Instant::now();
-    let summary = ingest(&opts)?;
+    let out = args.out.to_string_lossy();
+    let summary = if crate::storage::is_remote(&out) {
+        ingest_to_bucket(&opts, &out)?
+    } else {
+        ingest(&opts)?
+    };
     eprintln!(
         "{} ({:.1} s)",
         summary.describe(),

@@ -19,6 +19,7 @@ pub mod rejects;
 pub mod runs;
 pub mod sends;
 pub mod text;
+pub mod to_bucket;
 pub mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};

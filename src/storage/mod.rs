@@ -5,10 +5,12 @@
 //! `aws.*`, `gcp.*` and `azure.*` options (`SET aws.region = 'eu-west-1'`);
 //! results are uploaded whole or not at all.
 
+mod bucket;
 mod options;
 mod registry;
 mod upload;
 
+pub use bucket::Bucket;
 pub use options::{AwsOptions, AzureOptions, GcpOptions, StoreOptions};
 pub use registry::StoreRegistry;
 pub use upload::upload_file;
@@ -22,6 +24,29 @@ pub fn is_remote(location: &str) -> bool {
     location
         .split_once("://")
         .is_some_and(|(scheme, _)| REMOTE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()))
+}
+
+/// Waits for `work` on a thread of its own with its own runtime, so that
+/// synchronous code, inside an async context or not, can wait for a
+/// store's answer.
+pub(crate) fn wait<T: Send>(
+    work: impl std::future::Future<Output = crate::error::Result<T>> + Send,
+) -> crate::error::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| crate::error::WaError::io("an object store's runtime", e))?
+                .block_on(work)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(crate::error::WaError::Input(
+                "an object store call panicked".into(),
+            ))
+        })
+    })
 }
 
 /// An object's URL split into the store's (`s3://bucket`) and the key.

@@ -17,9 +17,8 @@ use crate::error::{Result, WaError};
 const PART: usize = 8 << 20;
 
 /// Uploads `file` to `location` (`s3://bucket/key`) in the store
-/// `store_for` gives for the location's bucket. Runs on a thread of its own
-/// with its own runtime, so callers in or out of an async context alike
-/// can wait for it.
+/// `store_for` gives for the location's bucket, waiting for it on a
+/// thread of its own ([`super::wait`]).
 pub fn upload_file(
     location: &str,
     file: &Path,
@@ -29,17 +28,7 @@ pub fn upload_file(
     let store = store_for(&store_url).map_err(|e| WaError::Input(format!("{location}: {e}")))?;
     let mut source =
         std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| WaError::io("an upload's runtime", e))?;
-            runtime.block_on(upload(store.as_ref(), &key, &mut source, location))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(WaError::Input(format!("{location}: the upload panicked"))))
-    })
+    super::wait(upload(store.as_ref(), &key, &mut source, location))
 }
 
 async fn upload(

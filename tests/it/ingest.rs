@@ -815,3 +815,72 @@ fn a_broken_gzip_file_fails_the_run_naming_it_and_writes_nothing() {
     let a = ingest(&[&missing], &out, &[]).code(1);
     assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("missing.ndjson"));
 }
+
+#[test]
+fn ingest_into_a_bucket_writes_what_a_folder_gets() {
+    let moto = crate::object_store::Moto::start(false);
+    moto.create_bucket("logs");
+    let env = moto.env();
+    let dir = tempfile::tempdir().unwrap();
+    let nov_30 = NOV_3 + 27 * 86_400 + 86_000;
+    let nov = write_lines(
+        &dir.path().join("2026-11-30.ndjson"),
+        &[
+            status("m.late", "sent", nov_30, Some("utility")),
+            inbound("m.in", nov_30 - 60, Some("ctwa_ad")),
+            "{not json".to_string(),
+        ],
+    );
+    let dec = write_lines(
+        &dir.path().join("2026-12-01.ndjson"),
+        &[status("m.late", "read", nov_30 + 900, Some("utility"))],
+    );
+    let run = |files: &[&Path], out: &str| {
+        let mut c = wausage();
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["ingest", "--out", out]);
+        for f in files {
+            c.arg(f);
+        }
+        c.assert().success();
+    };
+    // Two runs into the bucket, the second re-folding November's state.
+    run(&[&nov], "s3://logs/wa/");
+    run(&[&dec], "s3://logs/wa/");
+    let local = dir.path().join("local");
+    run(&[&nov], local.to_str().unwrap());
+    run(&[&dec], local.to_str().unwrap());
+    let rows = |data: &str| {
+        let out = wausage()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["--data", data, "--format", "csv", "query"])
+            .arg("SELECT message_id, status, month FROM messages_raw ORDER BY message_id")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let in_bucket = rows("s3://logs/wa/");
+    assert_eq!(in_bucket, rows(local.to_str().unwrap()));
+    assert!(in_bucket.contains("m.late,read,2026-11"), "{in_bucket}");
+    // A log `ingest` did not write is refused, and nothing is put there.
+    moto.upload_tree(
+        "logs",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data"),
+        "other",
+    );
+    let mut c = wausage();
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(["ingest", "--out", "s3://logs/other/"])
+        .arg(&dec);
+    let refused = c.assert().failure();
+    assert!(
+        stderr(&refused).contains("s3://logs/other/: holds a log"),
+        "{}",
+        stderr(&refused)
+    );
+}
