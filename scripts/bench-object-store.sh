@@ -104,4 +104,4 @@ rmed=$(cat "$WORK"/s3.*.requests | median)
 echo "median wall s: local $lmed  s3 $smed  ratio s3/local $(awk -v a="$smed" -v b="$lmed" 'BEGIN { printf "%.2f", a / b }')"
 echo "median requests per s3 run: $rmed; the last run's by method:"
 grep 'HTTP/1.1"' "$WORK/moto.log" | tail -n "$(cat "$WORK/s3.$RUNS.requests")" |
-    grep -o '"[A-Z]* ' | sort | uniq -c
+    grep -oE '"[A-Z]+ ' | tr -d '"' | sort | uniq -c

@@ -12,7 +12,10 @@
 //! `--alert-at`, and the check that fails on a missing rate (here a
 //! missing rate is a NULL price in the rows).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::DataType;
 
 use chrono::Utc;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -24,7 +27,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 
 use super::parse::parse_statements;
-use super::saved::SavedQuery;
+use super::saved::{ParamKind, SavedQuery};
 use crate::error::WaError;
 
 /// What a statement's placeholders stand for, as a session config
@@ -38,8 +41,35 @@ pub enum StatementParams {
     Bound(ParamValues),
     /// None yet: the statement is planned only to learn its columns (a
     /// prepared statement's dataset schema), each placeholder argument
-    /// standing for a value of its parameter's type.
-    Describing,
+    /// standing for a value of its parameter's type, which is noted in
+    /// the [`Described`].
+    Describing(Described),
+}
+
+/// The placeholders (`$1`) that saved-query arguments took while a
+/// statement was described, with their parameters' types: the plan no
+/// longer holds them, and a client (JDBC) asks for every parameter's
+/// type before it binds.
+#[derive(Debug, Clone, Default)]
+pub struct Described(Arc<Mutex<BTreeMap<String, DataType>>>);
+
+impl Described {
+    pub fn placeholders(&self) -> BTreeMap<String, DataType> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn note(&self, id: &str, kind: ParamKind) {
+        let t = match kind {
+            ParamKind::Month | ParamKind::Text => DataType::Utf8,
+            ParamKind::Int | ParamKind::PositiveInt => DataType::Int64,
+            ParamKind::Float => DataType::Float64,
+            ParamKind::Bool => DataType::Boolean,
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), t);
+    }
 }
 
 /// The SQL name of a saved query's table function.
@@ -97,7 +127,10 @@ impl SavedQueryFunction {
                     Some(StatementParams::Bound(values)) => {
                         values.get_placeholders_with_values(&p.id)?.value
                     }
-                    Some(StatementParams::Describing) => ScalarValue::Null,
+                    Some(StatementParams::Describing(described)) => {
+                        described.note(&p.id, param.kind);
+                        ScalarValue::Null
+                    }
                     None => {
                         return plan_err!(
                             "{name}: argument {} ({}) is {}, and no value is bound to it: \
@@ -141,7 +174,7 @@ impl TableFunctionImpl for SavedQueryFunction {
             .ok_or_else(|| plan_datafusion_err!("saved query functions need a SessionState"))?;
         let params = state.config().get_extension::<StatementParams>();
         let given = self.given(args.exprs(), params.as_deref())?;
-        let describing = matches!(params.as_deref(), Some(StatementParams::Describing))
+        let describing = matches!(params.as_deref(), Some(StatementParams::Describing(_)))
             && args.exprs().iter().any(is_placeholder);
         let values = if describing {
             super::saved::bind_for_columns(&self.query, Utc::now().date_naive())

@@ -6,6 +6,7 @@
 //! when its client goes away (dropping the stream drops the query and its
 //! memory, all of it counted in the session's one pool).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ use super::prepared::{row_values, PreparedStatements};
 use super::query_log::{Outcome, QueryLog};
 use super::read_only;
 use super::wire::{to_wire, wire_schema};
-use crate::engine::saved_functions::StatementParams;
+use crate::engine::saved_functions::{Described, StatementParams};
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
@@ -227,6 +228,21 @@ impl WausageFlightSql {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    /// A FlightInfo whose ticket is the command itself (catalog calls,
+    /// prepared statements): DoGet is handed the command back.
+    fn command_info(
+        &self,
+        schema: &Schema,
+        command: &impl ProstMessageExt,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
     /// A FlightInfo whose one endpoint's ticket is `ticket`.
     fn info(
         &self,
@@ -287,18 +303,22 @@ fn bind(plan: LogicalPlan, params: &ParamValues) -> datafusion::error::Result<Lo
 }
 
 /// A placeholder schema: `$1`, `$2`, … with the types the plan infers
-/// (Utf8 where it infers none).
-fn parameter_schema(plan: &LogicalPlan) -> datafusion::error::Result<Schema> {
-    let types = plan.get_parameter_types()?;
+/// (Utf8 where it infers none), and those saved-query arguments took
+/// (`saved_arguments`), typed by their parameters.
+fn parameter_schema(
+    plan: &LogicalPlan,
+    saved_arguments: BTreeMap<String, DataType>,
+) -> datafusion::error::Result<Schema> {
+    let mut types: BTreeMap<String, DataType> = saved_arguments;
+    for (name, t) in plan.get_parameter_types()? {
+        types.entry(name).or_insert(t.unwrap_or(DataType::Utf8));
+    }
     let mut names: Vec<&String> = types.keys().collect();
     names.sort_by_key(|n| (n.len(), n.to_string()));
     Ok(Schema::new(
         names
             .into_iter()
-            .map(|n| {
-                let t = types[n].clone().unwrap_or(DataType::Utf8);
-                Field::new(n.as_str(), t, true)
-            })
+            .map(|n| Field::new(n.as_str(), types[n].clone(), true))
             .collect::<Vec<_>>(),
     ))
 }
@@ -423,12 +443,14 @@ impl FlightSqlService for WausageFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let describing = StatementParams::Describing;
+        let described = Described::default();
+        let describing = StatementParams::Describing(described.clone());
         let plan = self
             .plan_logged(&query.query, Some(&describing), request.remote_addr())
             .await?;
         let dataset = schema_bytes(&wire_schema(plan.schema().as_arrow()))?;
-        let parameters = schema_bytes(&parameter_schema(&plan).map_err(query_status)?)?;
+        let parameters = parameter_schema(&plan, described.placeholders()).map_err(query_status)?;
+        let parameters = schema_bytes(&parameters)?;
         let handle = self.prepared.open(query.query);
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
@@ -471,11 +493,7 @@ impl FlightSqlService for WausageFlightSql {
             .plan_logged(&prepared.sql, params.as_ref(), request.remote_addr())
             .await?;
         let schema = wire_schema(plan.schema().as_arrow());
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_prepared_statement(
@@ -506,11 +524,7 @@ impl FlightSqlService for WausageFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_catalogs(
@@ -527,11 +541,7 @@ impl FlightSqlService for WausageFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_schemas(
@@ -548,11 +558,7 @@ impl FlightSqlService for WausageFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_tables(
@@ -569,11 +575,7 @@ impl FlightSqlService for WausageFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_table_types(
@@ -590,11 +592,7 @@ impl FlightSqlService for WausageFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_sql_info(
@@ -616,11 +614,7 @@ impl FlightSqlService for WausageFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder(&self.types).schema();
-        self.info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.command_info(&schema, &query, request)
     }
 
     async fn do_get_xdbc_type_info(

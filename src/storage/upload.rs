@@ -37,23 +37,33 @@ async fn upload(
     source: &mut std::fs::File,
     location: &str,
 ) -> Result<()> {
-    let failed = |e: object_store::Error| WaError::Input(format!("{location}: {e}"));
-    let mut upload = store.put_multipart(key).await.map_err(failed)?;
-    match send_parts(upload.as_mut(), source, location).await {
-        Ok(()) => match upload.complete().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let _ = upload.abort().await;
-                Err(failed(e))
-            }
-        },
-        Err(e) => {
-            // The parts sent so far are dropped with the upload; no object
-            // appears at the key.
-            let _ = upload.abort().await;
-            Err(e)
-        }
+    let upload = store
+        .put_multipart(key)
+        .await
+        .map_err(|e| WaError::Input(format!("{location}: {e}")))?;
+    put_whole(upload, source, location).await
+}
+
+/// Sends `source` as the parts of `upload` and completes it; on any
+/// error aborts it, so the parts sent so far are dropped and no object
+/// appears at the key.
+async fn put_whole(
+    mut upload: Box<dyn MultipartUpload>,
+    source: &mut std::fs::File,
+    location: &str,
+) -> Result<()> {
+    let sent = match send_parts(upload.as_mut(), source, location).await {
+        Ok(()) => upload
+            .complete()
+            .await
+            .map(|_| ())
+            .map_err(|e| WaError::Input(format!("{location}: {e}"))),
+        Err(e) => Err(e),
+    };
+    if sent.is_err() {
+        let _ = upload.abort().await;
     }
+    sent
 }
 
 async fn send_parts(
@@ -85,6 +95,75 @@ mod tests {
     use object_store::ObjectStoreExt;
 
     use super::*;
+
+    /// An upload whose part `fail_at` fails; it records what was called.
+    #[derive(Debug, Default)]
+    struct Failing {
+        parts: usize,
+        fail_at: usize,
+        calls: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl MultipartUpload for Failing {
+        fn put_part(&mut self, _data: PutPayload) -> object_store::UploadPart {
+            self.parts += 1;
+            let fail = self.parts == self.fail_at;
+            Box::pin(async move {
+                if fail {
+                    Err(object_store::Error::Generic {
+                        store: "test",
+                        source: "the network went away".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            })
+        }
+
+        async fn complete(&mut self) -> object_store::Result<object_store::PutResult> {
+            self.calls.lock().unwrap().push("complete");
+            Ok(object_store::PutResult {
+                e_tag: None,
+                version: None,
+            })
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.calls.lock().unwrap().push("abort");
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_part_aborts_the_upload_and_never_completes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.csv");
+        std::fs::write(&file, vec![7u8; PART * 2 + 1]).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (fail_at, expected) in [(2, vec!["abort"]), (9, vec!["complete"])] {
+            let calls = Arc::default();
+            let upload = Box::new(Failing {
+                fail_at,
+                calls: Arc::clone(&calls),
+                ..Failing::default()
+            });
+            let mut source = std::fs::File::open(&file).unwrap();
+            let result = rt.block_on(put_whole(upload, &mut source, "s3://b/r.csv"));
+            assert_eq!(*calls.lock().unwrap(), expected);
+            if fail_at == 2 {
+                let err = result.unwrap_err().to_string();
+                assert!(
+                    err.contains("s3://b/r.csv") && err.contains("went away"),
+                    "{err}"
+                );
+            } else {
+                result.unwrap();
+            }
+        }
+    }
 
     #[test]
     fn a_file_arrives_whole() {

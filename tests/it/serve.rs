@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
 use arrow::util::pretty::pretty_format_batches;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
@@ -321,6 +322,21 @@ fn prepared_statements_bind_typed_parameters_never_pasted_into_sql() {
             .prepare("SELECT * FROM monthly_utilization($1, $2)".into(), None)
             .await
             .unwrap();
+        // Its parameters are announced typed, as JDBC asks before binding.
+        let announced: Vec<(String, DataType)> = p
+            .parameter_schema()
+            .unwrap()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        assert_eq!(
+            announced,
+            [
+                ("$1".to_string(), DataType::Utf8),
+                ("$2".to_string(), DataType::Int64)
+            ]
+        );
         p.set_parameters(one_row(&[
             ("month", Arc::new(StringArray::from(vec!["2024-02"]))),
             (
