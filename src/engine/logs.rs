@@ -393,7 +393,7 @@ pub async fn register_log(
     // credentials: the error names the URL.
     let named = |e: datafusion::error::DataFusionError| {
         if remote {
-            WaError::Input(format!("{path}: {e}"))
+            WaError::Input(format!("{path}: {}", storage::describe_error(&e)))
         } else {
             WaError::from(e)
         }

@@ -123,7 +123,15 @@ impl Target {
                         &stores, url,
                     )
                 })
-                .map_err(|e| io::Error::other(e.to_string()))
+                // The caller names the location; the reason alone here.
+                .map_err(|e| {
+                    let text = match e {
+                        WaError::Input(m) => m,
+                        other => other.to_string(),
+                    };
+                    let prefix = format!("{location}: ");
+                    io::Error::other(text.strip_prefix(&prefix).unwrap_or(&text).to_string())
+                })
             }
         }
     }

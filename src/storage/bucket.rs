@@ -52,7 +52,7 @@ impl Bucket {
         } else {
             self.url(rel)
         };
-        move |e| WaError::Input(format!("{url}: {e}"))
+        move |e| WaError::Input(format!("{url}: {}", super::describe_error(&e)))
     }
 
     /// Every object's key below the prefix, sorted.

@@ -26,6 +26,24 @@ pub fn is_remote(location: &str) -> bool {
         .is_some_and(|(scheme, _)| REMOTE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()))
 }
 
+/// A store's error in one line: the server's own code and message when
+/// it sent them (`NoSuchBucket: The specified bucket does not exist`),
+/// else `object_store`'s text (an unreachable endpoint, say).
+pub fn describe_error(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let tag = |name: &str| {
+        let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&close)? + start;
+        Some(text[start..end].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => text,
+    }
+}
+
 /// Waits for `work` on a thread of its own with its own runtime, so that
 /// synchronous code, inside an async context or not, can wait for a
 /// store's answer.
@@ -92,6 +110,20 @@ mod tests {
         ] {
             assert!(!is_remote(local), "{local}");
         }
+    }
+
+    #[test]
+    fn a_servers_error_reads_as_its_code_and_message() {
+        let s3 = "Generic S3 error: Error performing GET http://h/b in 3ms - Server returned \
+                  non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?><Error>\
+                  <Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message>\
+                  <RequestId>x</RequestId></Error>";
+        assert_eq!(
+            describe_error(&s3),
+            "NoSuchBucket: The specified bucket does not exist"
+        );
+        let plain = "error sending request for url (http://127.0.0.1:9/b)";
+        assert_eq!(describe_error(&plain), plain);
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub fn upload_file(
     store_for: &dyn Fn(&url::Url) -> datafusion::common::Result<Arc<dyn ObjectStore>>,
 ) -> Result<()> {
     let (store_url, key) = super::split_url(location)?;
-    let store = store_for(&store_url).map_err(|e| WaError::Input(format!("{location}: {e}")))?;
+    let store = store_for(&store_url)
+        .map_err(|e| WaError::Input(format!("{location}: {}", super::describe_error(&e))))?;
     let mut source =
         std::fs::File::open(file).map_err(|e| WaError::io(file.display().to_string(), e))?;
     super::wait(upload(store.as_ref(), &key, &mut source, location))
@@ -40,7 +41,7 @@ async fn upload(
     let upload = store
         .put_multipart(key)
         .await
-        .map_err(|e| WaError::Input(format!("{location}: {e}")))?;
+        .map_err(|e| WaError::Input(format!("{location}: {}", super::describe_error(&e))))?;
     put_whole(upload, source, location).await
 }
 
@@ -57,7 +58,7 @@ async fn put_whole(
             .complete()
             .await
             .map(|_| ())
-            .map_err(|e| WaError::Input(format!("{location}: {e}"))),
+            .map_err(|e| WaError::Input(format!("{location}: {}", super::describe_error(&e)))),
         Err(e) => Err(e),
     };
     if sent.is_err() {
@@ -82,7 +83,7 @@ async fn send_parts(
         upload
             .put_part(PutPayload::from(part))
             .await
-            .map_err(|e| WaError::Input(format!("{location}: {e}")))?;
+            .map_err(|e| WaError::Input(format!("{location}: {}", super::describe_error(&e))))?;
         if last {
             return Ok(());
         }

@@ -285,7 +285,10 @@ fn a_missing_bucket_and_wrong_credentials_name_the_url() {
     let env = moto.env();
     let (code, _, err) = run("s3://no-such-bucket/logs/", &env, &["query", "SELECT 1"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("s3://no-such-bucket/logs/"), "{err}");
+    assert!(
+        err.contains("s3://no-such-bucket/logs/: NoSuchBucket"),
+        "{err}"
+    );
     let strict = Moto::start(true);
     let (code, _, err) = run("s3://logs/wa/", &strict.env(), &["query", "SELECT 1"]);
     assert_eq!(code, 1, "{err}");
@@ -298,7 +301,8 @@ fn a_missing_bucket_and_wrong_credentials_name_the_url() {
         &["--output", "s3://nowhere/x.csv", "query", "SELECT 1"],
     );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("s3://nowhere/x.csv"), "{err}");
+    assert!(err.contains("s3://nowhere/x.csv: NoSuchBucket"), "{err}");
+    assert_eq!(err.matches("s3://nowhere/x.csv").count(), 1, "{err}");
 }
 
 #[cfg(feature = "cluster")]
