@@ -68,7 +68,7 @@ pub(super) fn cluster_state(config: SessionConfig) -> datafusion::common::Result
 fn stores_runtime(
     temp: Option<PathBuf>,
 ) -> datafusion::common::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
-    let stores = StoreRegistry::new(Default::default(), Default::default(), Default::default());
+    let stores = StoreRegistry::from_env();
     let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(stores));
     if let Some(dir) = temp {

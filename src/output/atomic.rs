@@ -113,11 +113,7 @@ impl Target {
             // The store is built from the environment: an output is not a
             // session's table, and `SET aws.*` applies to what SQL reads.
             Target::Upload { tmp, location } => {
-                let stores = storage::StoreRegistry::new(
-                    Default::default(),
-                    Default::default(),
-                    Default::default(),
-                );
+                let stores = storage::StoreRegistry::from_env();
                 storage::upload_file(&location, tmp.path(), &|url| {
                     datafusion::execution::object_store::ObjectStoreRegistry::get_store(
                         &stores, url,

@@ -25,7 +25,7 @@ impl Bucket {
     /// from the environment.
     pub fn open(location: &str) -> Result<Bucket> {
         let (store_url, prefix) = super::split_url(location)?;
-        let stores = StoreRegistry::new(Default::default(), Default::default(), Default::default());
+        let stores = StoreRegistry::from_env();
         let store = datafusion::execution::object_store::ObjectStoreRegistry::get_store(
             &stores, &store_url,
         )

@@ -90,6 +90,12 @@ impl StoreRegistry {
         Ok(store)
     }
 
+    /// A registry whose stores come from the environment alone (outputs,
+    /// `ingest --out`, a cluster's processes).
+    pub fn from_env() -> Self {
+        Self::new(Default::default(), Default::default(), Default::default())
+    }
+
     fn options(&self, scheme: &str) -> BTreeMap<String, String> {
         match scheme {
             "s3" | "s3a" => self.aws.snapshot(),
