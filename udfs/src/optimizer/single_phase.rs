@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
@@ -32,6 +32,7 @@ use crate::functions::wa_row_code::wa_row_code_udf;
 use crate::functions::windowing::windowing_aggregate;
 use crate::log::columns::{COMPACT_ARGS, LOG_ARGS};
 use crate::optimizer::by_key_plan::{by_key_plan, with_args};
+use crate::physical_plan::bucketed::BucketedWindowingExec;
 
 /// The rule; add it after DataFusion's own (`SessionStateBuilder::with_physical_optimizer_rule`).
 #[derive(Debug)]
@@ -66,7 +67,7 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
                 })
             })?
             .data;
-        crate::optimizer::used_fields::keep_used_fields(plan)
+        share_the_pool(crate::optimizer::used_fields::keep_used_fields(plan)?)
     }
 
     fn name(&self) -> &str {
@@ -76,6 +77,30 @@ impl PhysicalOptimizerRule for SinglePhaseWindowing {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Marks every windowing operator of a plan that holds more than one as
+/// sharing the memory pool, so that each holds a quarter of it rather than
+/// most ([`BucketedWindowingExec::sharing_the_pool`]).
+fn share_the_pool(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    let mut windowings = 0;
+    plan.apply(|p| {
+        if p.downcast_ref::<BucketedWindowingExec>().is_some() {
+            windowings += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if windowings < 2 {
+        return Ok(plan);
+    }
+    Ok(plan
+        .transform_up(|p| {
+            Ok(match p.downcast_ref::<BucketedWindowingExec>() {
+                Some(w) => Transformed::yes(Arc::new(w.sharing_the_pool()?) as _),
+                None => Transformed::no(p),
+            })
+        })?
+        .data)
 }
 
 /// `FinalPartitioned ← RepartitionExec(Hash) ← Partial` over windowing
@@ -408,6 +433,37 @@ mod tests {
         datafusion::arrow::util::pretty::pretty_format_batches(&batches)
             .unwrap()
             .to_string()
+    }
+
+    /// Each windowing operator's `shares_pool`, in plan order.
+    async fn pool_sharing(ctx: &SessionContext, sql: &str) -> Vec<bool> {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut shares = vec![];
+        plan.apply(|p| {
+            if let Some(w) = p.downcast_ref::<BucketedWindowingExec>() {
+                shares.push(w.shares_pool());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        shares
+    }
+
+    #[tokio::test]
+    async fn windowings_of_one_plan_share_the_pool_and_one_alone_does_not() {
+        let ctx = session(true).await;
+        assert_eq!(pool_sharing(&ctx, COUNTS).await, [false]);
+        let two = format!(
+            "SELECT a.c, a.n, b.n FROM ({COUNTS}) a JOIN ({}) b ON a.c = b.c",
+            COUNTS.replace("wa_conversation_count", "wa_conversations")
+        );
+        assert_eq!(pool_sharing(&ctx, &two).await, [true, true]);
     }
 
     #[tokio::test]

@@ -100,6 +100,9 @@ pub struct BucketedWindowingExec {
     /// Whether the output is the one aggregate's structs, one row each
     /// ([`Self::flattened`]), rather than a row per bucket.
     flat: bool,
+    /// Whether other windowing operators run in the same plan, so that
+    /// each holds less of the pool ([`Shards::cap_of`]).
+    shares_pool: bool,
     /// Started by the first `execute`: one run shared by every output
     /// partition ([`Routing::ByBucket`]), or one per output partition
     /// ([`Routing::PerInput`]).
@@ -238,6 +241,7 @@ impl BucketedWindowingExec {
             routing,
             fields_read: vec![None; aggr_expr.len()],
             flat: false,
+            shares_pool: false,
             aggr_expr,
             factories,
             partitions,
@@ -286,6 +290,18 @@ impl BucketedWindowingExec {
         Some(self)
     }
 
+    /// This operator in a plan with other windowing operators: it holds a
+    /// quarter of the pool, not most of it ([`Shards::cap_of`]).
+    pub fn sharing_the_pool(&self) -> Result<Self> {
+        let mut exec = self.fresh(Arc::clone(&self.input))?;
+        exec.shares_pool = true;
+        Ok(exec)
+    }
+
+    pub fn shares_pool(&self) -> bool {
+        self.shares_pool
+    }
+
     /// The same operator over `input`, not yet run.
     fn fresh(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
         let aggregates = self.aggr_expr.iter().cloned().zip(self.factories.clone());
@@ -298,6 +314,7 @@ impl BucketedWindowingExec {
         let mut exec =
             exec.ok_or_else(|| exec_datafusion_err!("BucketedWindowingExec lost its aggregates"))?;
         exec.fields_read = self.fields_read.clone();
+        exec.shares_pool = self.shares_pool;
         if self.flat {
             exec = exec.into_flat().ok_or_else(|| {
                 exec_datafusion_err!("BucketedWindowingExec lost its flat output")
@@ -480,9 +497,8 @@ struct Shards {
     spare: Mutex<Vec<SpareRows>>,
     /// Rows appended so far, for sizing the spill's ranges.
     rows_read: AtomicUsize,
-    /// Bytes all shards hold, and the most they hold before spilling: a
-    /// quarter of a bounded pool, the rest left to the operators above
-    /// (other windowings among them, which may wait for this one's output).
+    /// Bytes all shards hold, and the most they hold before spilling
+    /// ([`Self::cap_of`]).
     held: AtomicUsize,
     cap: usize,
     /// The pool's size when bounded.
@@ -568,7 +584,9 @@ impl Running {
             spare: Mutex::new(vec![]),
             rows_read: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
-            cap: pool.map_or(usize::MAX, |n| n / 4),
+            cap: pool.map_or(usize::MAX, |n| {
+                Shards::cap_of(n, exec.routing, exec.shares_pool)
+            }),
             pool,
             disk: Arc::clone(&context.runtime_env().disk_manager),
             input: Arc::clone(&exec.input),
@@ -750,6 +768,23 @@ fn flat_columns(values: &ArrayRef) -> Result<Vec<ArrayRef>> {
 }
 
 impl Shards {
+    /// The most a run holds before it spills, in a pool of `pool` bytes.
+    /// The one run of [`Routing::ByBucket`], alone in its plan, takes three
+    /// quarters: the rest is for the evaluation's group sort, which writes
+    /// a shard's rows into a second buffer, and for the operators above. (A
+    /// quarter made the default pool, 80% of the machine, spill logs that
+    /// fit in memory twice over.) Anywhere else it takes a quarter: beside
+    /// other windowings of its plan (`shares_pool`), one of which may hold
+    /// its rows while waiting for its output to be read as another
+    /// evaluates, and on a cluster's executor ([`Routing::PerInput`]),
+    /// which runs one run per task side by side in its pool.
+    fn cap_of(pool: usize, routing: Routing, shares_pool: bool) -> usize {
+        match routing {
+            Routing::ByBucket if !shares_pool => pool / 4 * 3,
+            _ => pool / 4,
+        }
+    }
+
     async fn read(
         &self,
         mut stream: SendableRecordBatchStream,
@@ -1259,7 +1294,7 @@ mod tests {
             .await
             .unwrap();
         for partitions in [2, 3, 16] {
-            for pool in [128 << 10, 192 << 10, 384 << 10, 64 << 20] {
+            for pool in [128 << 10, 192 << 10, 384 << 10, 1 << 20, 64 << 20] {
                 let ctx = pooled_session(partitions, pool).await;
                 assert_eq!(
                     sorted_lines(&ctx, &unordered).await.unwrap(),
@@ -1272,7 +1307,9 @@ mod tests {
                 assert!(rows <= 3000, "{rows}");
                 match pool {
                     p if p <= 128 << 10 => assert!(rows > 2000, "most rows spilled: {rows}"),
-                    p if p >= 64 << 20 => assert_eq!(rows, 0, "a pool that holds the rows"),
+                    // The rows take about a quarter of a megabyte, their
+                    // buffers up to twice that: most of a 1 MB pool.
+                    p if p >= 1 << 20 => assert_eq!(rows, 0, "a pool that holds the rows"),
                     _ => {}
                 }
             }

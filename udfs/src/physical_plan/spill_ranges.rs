@@ -1,9 +1,10 @@
 //! The windowing operator's rows on disk, by range of buckets: when its
 //! memory cannot grow, [`super::bucketed`] writes an output partition's
-//! buffered rows to that partition's spill file, grouped by range of its
-//! groups (a group is a bucket, so every pair's rows lie in one range),
-//! and reads on. After its inputs end, the partition evaluates range by
-//! range, reading each range's rows back once from every run it wrote.
+//! buffered rows to that partition's spill file in pieces, each piece the
+//! rows of one range of its groups (a group is a bucket, so every pair's
+//! rows lie in one range), and reads on. After its inputs end, the
+//! partition evaluates range by range, reading each range's pieces back
+//! once.
 //!
 //! The rows are written as the accumulators hold them
 //! ([`crate::accumulator::buffer::RowsAccumulator::spill`]): about 44 bytes
@@ -48,9 +49,9 @@ impl Ranges {
     }
 }
 
-/// One output partition's spilled rows: a file of runs, each run every
-/// aggregate's rows range by range, and where each (aggregate, range)'s
-/// bytes lie. Dropping it removes the file.
+/// One output partition's spilled rows: a file of pieces, each of one
+/// aggregate's rows of one range, and where each (aggregate, range)'s
+/// pieces lie. Dropping it removes the file.
 pub struct PartitionSpill {
     file: Arc<dyn SpillFile>,
     writer: Option<BufWriter<Box<dyn SpillWriter>>>,
