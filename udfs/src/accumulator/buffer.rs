@@ -539,8 +539,8 @@ impl LogRows {
         let n = self.len();
         // One pass in buffer order, each record appended to its range's
         // chunk and a full chunk written: visiting the rows range by range
-        // instead read them in random order, a cache miss per row (and per
-        // long id) that made the spill CPU-bound.
+        // would read them in random order, a cache miss per row (and per
+        // long id), and the spill is bound by the CPU, not the disk.
         let chunk = (SPILL_CHUNKS / ranges.max(1)).clamp(4 << 10, SPILL_CHUNK);
         let mut chunks: Vec<Vec<u8>> = (0..ranges).map(|_| Vec::new()).collect();
         for (&g, p) in self.group.iter().zip(&self.rows) {
