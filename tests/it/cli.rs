@@ -392,7 +392,7 @@ fn generate_spans_both_switches_with_the_optional_columns_filled() {
 }
 
 #[test]
-fn bench_generates_its_log_times_both_queries_interleaved_and_checks_the_answer() {
+fn bench_generates_its_log_times_the_queries_interleaved_and_checks_the_answer() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let out = wausage()
@@ -413,11 +413,12 @@ fn bench_generates_its_log_times_both_queries_interleaved_and_checks_the_answer(
             .find(|l| l.starts_with(&format!("run {run}: plain ")))
             .unwrap_or_else(|| panic!("{stderr}"));
         assert!(
-            line.contains(", windowing ") && line.ends_with('x'),
+            line.contains(", scan floor ") && line.contains(", windowing ") && line.ends_with('x'),
             "{line}"
         );
     }
     assert!(stdout.contains("plain GROUP BY     median "), "{stdout}");
+    assert!(stdout.contains("ratio scan floor/plain "), "{stdout}");
     assert!(stdout.contains("median of the runs' ratios "), "{stdout}");
     // The windowing's category counts equal the rules core's.
     assert!(
