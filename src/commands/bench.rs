@@ -26,17 +26,22 @@ pub const PLAIN: &str =
     "SELECT count(*) FROM (SELECT account_id, customer_id, count(*) FROM messages_raw GROUP BY 1, 2)";
 pub const WINDOWING: &str = "SELECT category, count(*) FROM conversations GROUP BY category";
 
-/// The scan floor: the plain GROUP BY counting every column the windowing
-/// reads, so it decodes all of them (the long message ids above all). The
-/// windowing's time beyond it is the operator's own work. The counts sit in
-/// HAVING (true for every customer) because the optimizer drops aggregates
-/// that nothing reads, and their columns from the scan with them.
+/// The scan floor: the plain GROUP BY with a filter that reads every
+/// column the windowing reads, so the scan decodes all of them (the long
+/// message ids above all). The windowing's time beyond it is the
+/// operator's own work. The filter keeps every row that has a message id,
+/// and once the first test holds for a whole batch the others are not
+/// evaluated: what remains is the decoding. Counting each column per
+/// customer would add a third for the counts' updates.
 pub fn scan_floor() -> String {
-    let counts: Vec<String> = LOG_ARGS.iter().map(|c| format!("count({c})")).collect();
+    let tests: Vec<String> = LOG_ARGS
+        .iter()
+        .map(|c| format!("{c} IS NOT NULL"))
+        .collect();
     format!(
-        "SELECT count(*) FROM (SELECT account_id, customer_id FROM messages_raw GROUP BY 1, 2 \
-         HAVING {} > 0)",
-        counts.join(" + ")
+        "SELECT count(*) FROM (SELECT account_id, customer_id FROM messages_raw WHERE {} \
+         GROUP BY 1, 2)",
+        tests.join(" OR ")
     )
 }
 
@@ -410,9 +415,9 @@ mod tests {
 
     use super::*;
 
-    /// The optimizer drops aggregates nothing reads, and their columns from
-    /// the scan with them: the scan floor must still read every column the
-    /// windowing reads.
+    /// The optimizer drops from the scan every column the query does not
+    /// need: the scan floor must still read every column the windowing
+    /// reads, and no other.
     #[tokio::test]
     async fn the_scan_floor_reads_every_column_the_windowing_reads() {
         let fields: Vec<Field> = ["account_id", "customer_id"]
