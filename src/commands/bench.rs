@@ -374,6 +374,12 @@ async fn local_vs_cluster(config: &Config, args: &BenchArgs) -> Result<()> {
         t.medians[2] / t.medians[0],
         t.ratio_medians[1]
     );
+    let peaks: Vec<String> = cluster
+        .executors_peak_rss()
+        .into_iter()
+        .map(|peak| peak.map_or("unknown".into(), crate::memory::size))
+        .collect();
+    println!("executors' peak RSS {}", peaks.join(", "));
     let (local_answer, cluster_answer) = (&t.last[0], &t.last[1]);
     if counts(local_answer)? != counts(cluster_answer)? {
         return Err(WaError::Input(format!(

@@ -670,6 +670,18 @@ fn bench_local_cluster_times_the_windowing_and_the_shuffle_floor() {
     assert!(stdout.contains("ratio cluster/local "), "{stdout}");
     assert!(stdout.contains("2 executors of 64 MiB each)"), "{stdout}");
     assert!(stdout.contains("shuffle floor      median "), "{stdout}");
+    // Both executors' peaks, read from /proc while they run.
+    let peaks = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("executors' peak RSS "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(peaks.split(", ").count(), 2, "{peaks}");
+    assert!(
+        peaks
+            .split(", ")
+            .all(|p| p.ends_with("MiB") || p.ends_with("GiB")),
+        "{peaks}"
+    );
     assert!(
         stdout.contains("answer checked against the rules core: {"),
         "{stdout}"
