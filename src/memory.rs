@@ -116,7 +116,14 @@ pub fn size(bytes: usize) -> String {
 
 /// `MemTotal` of a `/proc/meminfo` text, in bytes.
 pub fn mem_total(meminfo: &str) -> Option<usize> {
-    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    proc_kb(meminfo, "MemTotal")
+}
+
+/// A `FIELD: N kB` line of a /proc text (`meminfo`, `PID/status`), in bytes.
+pub fn proc_kb(text: &str, field: &str) -> Option<usize> {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     let kb: usize = line.trim().trim_end_matches("kB").trim().parse().ok()?;
     kb.checked_mul(1024)
 }
@@ -157,6 +164,15 @@ pub fn cgroup_limit(proc_self_cgroup: &str, root: &Path) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_is_read_from_a_status_text() {
+        let status =
+            "Name:\twausage\nVmPeak:\t 2097152 kB\nVmHWM:\t  1048576 kB\nVmRSS:\t   524288 kB\n";
+        assert_eq!(proc_kb(status, "VmHWM"), Some(1 << 30));
+        assert_eq!(proc_kb("Name:\twausage\n", "VmHWM"), None);
+        assert_eq!(proc_kb("VmHWM:\t lots kB\n", "VmHWM"), None);
+    }
 
     #[test]
     fn meminfo_gives_its_total() {

@@ -257,9 +257,7 @@ impl LocalCluster {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
 
-impl LocalCluster {
     /// Each executor's peak resident memory so far, in bytes (the kernel's
     /// `VmHWM`), or none where /proc does not tell it.
     pub fn executors_peak_rss(&self) -> Vec<Option<usize>> {
@@ -267,21 +265,12 @@ impl LocalCluster {
             .iter()
             .map(|child| {
                 let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
-                status.ok().and_then(|s| peak_rss(&s))
+                status
+                    .ok()
+                    .and_then(|s| crate::memory::proc_kb(&s, "VmHWM"))
             })
             .collect()
     }
-}
-
-/// The peak resident memory in a /proc/PID/status text (`VmHWM:  123 kB`).
-fn peak_rss(status: &str) -> Option<usize> {
-    let kb = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim();
-    kb.parse::<usize>().ok().map(|kb| kb * 1024)
 }
 
 impl Drop for LocalCluster {
@@ -290,19 +279,5 @@ impl Drop for LocalCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_peak_is_read_from_a_status_text() {
-        let status =
-            "Name:\twausage\nVmPeak:\t 2097152 kB\nVmHWM:\t  1048576 kB\nVmRSS:\t   524288 kB\n";
-        assert_eq!(peak_rss(status), Some(1 << 30));
-        assert_eq!(peak_rss("Name:\twausage\n"), None);
-        assert_eq!(peak_rss("VmHWM:\t lots kB\n"), None);
     }
 }
