@@ -526,9 +526,13 @@ impl LogRows {
     /// [`Self::unspill`] reads (`range_of(group)`, of `ranges`), each
     /// range's rows in their order in whole records, the ranges' pieces
     /// interleaved; then empties the buffer, keeping its capacity when
-    /// `keep_buffers`; the rows written. A record is the
-    /// row's group and its 40 bytes, a long id's length in place of its
-    /// start, and then a long id's bytes.
+    /// `keep_buffers`; the rows written. A record is the row's group,
+    /// `sent_meta`, its delivery as a [`DeliveryDelta`] (and the full time
+    /// when that does not fit), its key, and then its id's bytes: a short
+    /// id's own length of them, a long id's length and bytes. A long id's
+    /// hash is computed again when read rather than written: a spill past
+    /// the page cache is bound by the disk when read back, so every byte
+    /// left out is time saved.
     fn spill(
         &mut self,
         ranges: usize,
@@ -540,28 +544,38 @@ impl LogRows {
         // One pass in buffer order, each record appended to its range's
         // chunk and a full chunk written: visiting the rows range by range
         // would read them in random order, a cache miss per row (and per
-        // long id), and the spill is bound by the CPU, not the disk.
+        // long id).
         let chunk = (SPILL_CHUNKS / ranges.max(1)).clamp(4 << 10, SPILL_CHUNK);
         let mut chunks: Vec<Vec<u8>> = (0..ranges).map(|_| Vec::new()).collect();
         for (&g, p) in self.group.iter().zip(&self.rows) {
             let r = range_of(g);
             let out = &mut chunks[r];
             if out.capacity() == 0 {
-                out.reserve_exact(chunk + SPILLED_ROW + 4096);
+                out.reserve_exact(chunk + SPILLED_ROW_MAX + 4096);
             }
-            // One fixed-size record, copied whole.
-            let mut record = [0u8; SPILLED_ROW];
+            // One record built on the stack and copied whole; a long id's
+            // bytes follow it.
+            let mut record = [0u8; SPILLED_ROW_MAX];
             record[..4].copy_from_slice(&g.to_le_bytes());
             record[4..12].copy_from_slice(&p.sent_meta.to_le_bytes());
-            record[12..20].copy_from_slice(&p.delivered_at.to_le_bytes());
-            record[20..28].copy_from_slice(&p.key.to_le_bytes());
-            record[28..].copy_from_slice(&p.id);
+            let delta = DeliveryDelta::of(p.sent_at(), p.delivered_at);
+            record[12..16].copy_from_slice(&delta.to_le_bytes());
+            record[16..24].copy_from_slice(&p.key.to_le_bytes());
+            let mut at = SPILLED_HEAD;
+            if delta == DeliveryDelta::FULL {
+                record[at..at + 8].copy_from_slice(&p.delivered_at.to_le_bytes());
+                at += 8;
+            }
             match p.inline_len() {
-                Some(_) => out.extend_from_slice(&record),
+                Some(len) => {
+                    record[at..at + INLINE_ID].copy_from_slice(&p.id);
+                    out.extend_from_slice(&record[..at + len]);
+                }
                 None => {
                     let id = Self::long_id(&self.id_bytes, p);
-                    record[28..36].copy_from_slice(&(id.len() as u64).to_le_bytes());
-                    out.extend_from_slice(&record);
+                    let len = u32::try_from(id.len()).expect("a message id under 4 GiB");
+                    record[at..at + 4].copy_from_slice(&len.to_le_bytes());
+                    out.extend_from_slice(&record[..at + 4]);
                     out.extend_from_slice(id);
                 }
             }
@@ -599,28 +613,44 @@ impl LogRows {
     /// Appends the records [`Self::spill`] wrote, each row's group less
     /// `base`.
     fn unspill(&mut self, mut bytes: &[u8], base: u32) -> Result<()> {
-        let cut = || exec_datafusion_err!("a windowing spill record is cut short");
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+            let (head, rest) = bytes
+                .split_at_checked(n)
+                .ok_or_else(|| exec_datafusion_err!("a windowing spill record is cut short"))?;
+            *bytes = rest;
+            Ok(head)
+        }
         let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8"));
         while !bytes.is_empty() {
-            if bytes.len() < SPILLED_ROW {
-                return Err(cut());
-            }
-            let group = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+            let head = take(&mut bytes, SPILLED_HEAD)?;
+            let group = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+            let sent_meta = word(head, 4) as i64;
+            let delta = i32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
             let mut p = Packed {
-                sent_meta: word(bytes, 4) as i64,
-                delivered_at: word(bytes, 12) as i64,
-                key: word(bytes, 20),
-                id: bytes[28..SPILLED_ROW].try_into().expect("16 bytes"),
+                sent_meta,
+                delivered_at: NOT_DELIVERED,
+                key: word(head, 16),
+                id: [0; INLINE_ID],
             };
-            bytes = &bytes[SPILLED_ROW..];
-            if p.inline_len().is_none() {
-                let len = Self::word(&p, 0) as usize;
-                if bytes.len() < len {
-                    return Err(cut());
+            p.delivered_at = match delta {
+                DeliveryDelta::FULL => word(take(&mut bytes, 8)?, 0) as i64,
+                delta => DeliveryDelta::time(p.sent_at(), delta),
+            };
+            match p.inline_len() {
+                Some(len) => {
+                    if len > INLINE_ID {
+                        return Err(exec_datafusion_err!(
+                            "a windowing spill record's id length {len} is not a length"
+                        ));
+                    }
+                    p.id[..len].copy_from_slice(take(&mut bytes, len)?);
                 }
-                let start = self.keep_long_id(&bytes[..len]);
-                p.id[..8].copy_from_slice(&start);
-                bytes = &bytes[len..];
+                None => {
+                    let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4"));
+                    let id = take(&mut bytes, len as usize)?;
+                    p.id[..8].copy_from_slice(&self.keep_long_id(id));
+                    p.id[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
+                }
             }
             let group = group.checked_sub(base).ok_or_else(|| {
                 exec_datafusion_err!("a spilled row of group {group} below {base}")
@@ -632,8 +662,41 @@ impl LogRows {
     }
 }
 
-/// Bytes of a spilled row's record before a long id's bytes.
-const SPILLED_ROW: usize = 4 + 8 + 8 + 8 + INLINE_ID;
+/// A spilled row's delivery, in 4 bytes when it can be: its distance from
+/// the send in microseconds (deliveries come seconds after sends), or one
+/// of two marks, not delivered or the full time following.
+struct DeliveryDelta;
+
+impl DeliveryDelta {
+    const NONE: i32 = i32::MIN;
+    const FULL: i32 = i32::MIN + 1;
+
+    /// The delta of `delivered_at` (`NOT_DELIVERED` when not delivered).
+    fn of(sent_at: i64, delivered_at: i64) -> i32 {
+        if delivered_at == NOT_DELIVERED {
+            return Self::NONE;
+        }
+        delivered_at
+            .checked_sub(sent_at)
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|&d| d > Self::FULL)
+            .unwrap_or(Self::FULL)
+    }
+
+    /// The delivery a delta other than `FULL` stands for.
+    fn time(sent_at: i64, delta: i32) -> i64 {
+        match delta {
+            Self::NONE => NOT_DELIVERED,
+            d => sent_at + i64::from(d),
+        }
+    }
+}
+
+/// Bytes of a spilled row's record before its delivery's full time, if
+/// any, and its id.
+const SPILLED_HEAD: usize = 4 + 8 + 4 + 8;
+/// The most bytes of a record before a long id's bytes.
+const SPILLED_ROW_MAX: usize = SPILLED_HEAD + 8 + INLINE_ID;
 /// The most records of one range gathered before a write while spilling.
 const SPILL_CHUNK: usize = 256 << 10;
 /// The bytes of every range's gathered records together: a chunk is
@@ -1565,6 +1628,37 @@ mod tests {
             .unspill(&written[0][..10], 0)
             .unwrap_err();
         assert!(e.to_string().contains("cut short"), "{e}");
+    }
+
+    #[test]
+    fn spill_records_hold_a_delivery_in_four_bytes_and_no_long_id_hash() {
+        let sent = 1_706_745_600_000_000;
+        let long = format!("wamid.{}", "H".repeat(52));
+        let cases: [(Option<i64>, &str, usize); 5] = [
+            (Some(sent + 3_000_000), &long, SPILLED_HEAD + 4 + 58),
+            (Some(sent - 1), "wamid.0123", SPILLED_HEAD + 10),
+            (None, "", SPILLED_HEAD),
+            (Some(sent + (1 << 31)), "wamid.0123", SPILLED_HEAD + 8 + 10),
+            (
+                Some(sent + 86_400_000_000),
+                &long,
+                SPILLED_HEAD + 8 + 4 + 58,
+            ),
+        ];
+        for (delivered, id, expected) in cases {
+            let mut log = LogRows::default();
+            log.push(0, 3, sent, delivered, id.as_bytes(), 7).unwrap();
+            let mut bytes = vec![];
+            let mut write = |_, b: &[u8]| {
+                bytes.extend_from_slice(b);
+                Ok(())
+            };
+            log.spill(1, &|_| 0, &mut write, false).unwrap();
+            assert_eq!(bytes.len(), expected, "{delivered:?} {id}");
+            let mut back = LogRows::default();
+            back.unspill(&bytes, 0).unwrap();
+            assert_eq!((back.delivered_at(0), back.id_str(0)), (delivered, id));
+        }
     }
 
     #[test]

@@ -703,6 +703,7 @@ impl Running {
             held += a.buffered_size();
         }
         drop(buffer);
+        spill.prefetch(r + 1);
         let partitions = self.shards.shards.len();
         let bucket =
             UInt32Array::from_iter_values((start..end).map(|g| (g * partitions + p) as u32));
