@@ -136,6 +136,20 @@ impl WrittenSpill {
         let Some(path) = self.file.path() else {
             return;
         };
+        let spans = self.range_spans(range);
+        let path = path.to_path_buf();
+        // Advice only: a file already removed (the query ended) or a
+        // failed call leaves the reads to `read`, which reports errors.
+        std::thread::spawn(move || {
+            if let Ok(file) = File::open(path) {
+                will_need(&file, &spans);
+            }
+        });
+    }
+
+    /// Where range `range`'s pieces of every aggregate lie, `(start, len)`
+    /// in file order.
+    fn range_spans(&self, range: usize) -> Vec<(u64, u64)> {
         let mut spans: Vec<(u64, u64)> = self
             .spans
             .iter()
@@ -145,14 +159,7 @@ impl WrittenSpill {
             .copied()
             .collect();
         spans.sort_unstable();
-        let path = path.to_path_buf();
-        // Advice only: a file already removed (the query ended) or a
-        // failed call leaves the reads to `read`, which reports errors.
-        std::thread::spawn(move || {
-            if let Ok(file) = File::open(path) {
-                will_need(&file, &spans);
-            }
-        });
+        spans
     }
 
     /// Calls `each` with every piece of aggregate `aggregate`'s range
@@ -214,6 +221,46 @@ fn spill_error(file: &Arc<dyn SpillFile>, doing: &str, e: std::io::Error) -> Dat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_come_back_by_aggregate_and_range_and_read_ahead_covers_the_range() {
+        let disk = Arc::new(DiskManager::builder().build().unwrap());
+        let ranges = Ranges::new(10, 3);
+        let mut spill = PartitionSpill::create(&disk, ranges, 2).unwrap();
+        let mut expected = vec![vec![]; 2 * 3];
+        for i in 0..300u32 {
+            let (a, r) = ((i % 2) as usize, (i % 3) as usize);
+            let bytes = i.to_le_bytes().repeat(1 + i as usize % 5);
+            spill.append(a, r, &bytes).unwrap();
+            expected[a * 3 + r].extend_from_slice(&bytes);
+        }
+        let written = spill.finish().unwrap();
+        for r in 0..3 {
+            let spans = written.range_spans(r);
+            assert!(
+                spans.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0),
+                "{spans:?}"
+            );
+            let bytes: u64 = spans.iter().map(|s| s.1).sum();
+            assert_eq!(bytes as usize, expected[r].len() + expected[3 + r].len());
+            written.prefetch(r);
+        }
+        // Past the last range: nothing to read ahead.
+        written.prefetch(3);
+        let mut buffer = vec![];
+        for a in 0..2 {
+            for r in 0..3 {
+                let mut back = vec![];
+                written
+                    .read(a, r, &mut buffer, |b| {
+                        back.extend_from_slice(b);
+                        Ok(())
+                    })
+                    .unwrap();
+                assert_eq!(back, expected[a * 3 + r], "aggregate {a} range {r}");
+            }
+        }
+    }
 
     #[test]
     fn ranges_cover_every_group_once() {
