@@ -165,8 +165,7 @@ impl LogRows {
             copy_short(&mut inline, id);
             id.len() as i64
         } else {
-            inline[..8].copy_from_slice(&self.keep_long_id(id));
-            inline[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
+            inline = self.keep_long(id);
             LONG_ID
         };
         self.group.push(group as u32);
@@ -185,6 +184,15 @@ impl LogRows {
 
     pub fn len(&self) -> usize {
         self.group.len()
+    }
+
+    /// Keeps a long id aside: its `Packed::id`, its start in `id_bytes` and
+    /// its hash.
+    fn keep_long(&mut self, id: &[u8]) -> [u8; INLINE_ID] {
+        let mut packed = [0u8; INLINE_ID];
+        packed[..8].copy_from_slice(&self.keep_long_id(id));
+        packed[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
+        packed
     }
 
     /// Appends a long id to `id_bytes`; its start, as `Packed::id` holds it.
@@ -643,13 +651,11 @@ impl LogRows {
                             "a windowing spill record's id length {len} is not a length"
                         ));
                     }
-                    p.id[..len].copy_from_slice(take(&mut bytes, len)?);
+                    copy_short(&mut p.id, take(&mut bytes, len)?);
                 }
                 None => {
                     let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4"));
-                    let id = take(&mut bytes, len as usize)?;
-                    p.id[..8].copy_from_slice(&self.keep_long_id(id));
-                    p.id[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
+                    p.id = self.keep_long(take(&mut bytes, len as usize)?);
                 }
             }
             let group = group.checked_sub(base).ok_or_else(|| {
