@@ -165,7 +165,7 @@ impl LogRows {
             copy_short(&mut inline, id);
             id.len() as i64
         } else {
-            inline = self.keep_long(id);
+            inline = self.keep_long(&[id]);
             LONG_ID
         };
         self.group.push(group as u32);
@@ -186,21 +186,27 @@ impl LogRows {
         self.group.len()
     }
 
-    /// Keeps a long id aside: its `Packed::id`, its start in `id_bytes` and
-    /// its hash.
-    fn keep_long(&mut self, id: &[u8]) -> [u8; INLINE_ID] {
+    /// Keeps a long id, the concatenation of `parts`, aside: its
+    /// `Packed::id`, its start in `id_bytes` and its hash.
+    fn keep_long(&mut self, parts: &[&[u8]]) -> [u8; INLINE_ID] {
+        let start = self.keep_long_id(parts);
+        let id = &self.id_bytes[start as usize..];
         let mut packed = [0u8; INLINE_ID];
-        packed[..8].copy_from_slice(&self.keep_long_id(id));
+        packed[..8].copy_from_slice(&start.to_le_bytes());
         packed[8..].copy_from_slice(&crate::rules::id_hash(id).to_le_bytes());
         packed
     }
 
-    /// Appends a long id to `id_bytes`; its start, as `Packed::id` holds it.
-    fn keep_long_id(&mut self, id: &[u8]) -> [u8; 8] {
-        let len = u32::try_from(id.len()).expect("a message id under 4 GiB");
+    /// Appends a long id, the concatenation of `parts`, to `id_bytes`; its
+    /// start, as `Packed::id` holds it.
+    fn keep_long_id(&mut self, parts: &[&[u8]]) -> u64 {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let len = u32::try_from(len).expect("a message id under 4 GiB");
         self.id_bytes.extend_from_slice(&len.to_le_bytes());
-        let start = (self.id_bytes.len() as u64).to_le_bytes();
-        self.id_bytes.extend_from_slice(id);
+        let start = self.id_bytes.len() as u64;
+        for part in parts {
+            self.id_bytes.extend_from_slice(part);
+        }
         start
     }
 
@@ -518,7 +524,7 @@ impl LogRows {
             let mut p = self.rows[r];
             if p.inline_len().is_none() {
                 let id = Self::long_id(&old_ids, &p);
-                p.id[..8].copy_from_slice(&self.keep_long_id(id));
+                p.id[..8].copy_from_slice(&self.keep_long_id(&[id]).to_le_bytes());
             }
             self.group[kept] = (g - base) as u32;
             self.rows[kept] = p;
@@ -534,13 +540,14 @@ impl LogRows {
     /// [`Self::unspill`] reads (`range_of(group)`, of `ranges`), each
     /// range's rows in their order in whole records, the ranges' pieces
     /// interleaved; then empties the buffer, keeping its capacity when
-    /// `keep_buffers`; the rows written. A record is the row's group,
-    /// `sent_meta`, its delivery as a [`DeliveryDelta`] (and the full time
-    /// when that does not fit), its key, and then its id's bytes: a short
-    /// id's own length of them, a long id's length and bytes. A long id's
-    /// hash is computed again when read rather than written: a spill past
-    /// the page cache is bound by the disk when read back, so every byte
-    /// left out is time saved.
+    /// `keep_buffers`; the rows written. A record is the row's group (2
+    /// bytes: groups are key buckets, fewer than 2^16), `sent_meta`, its
+    /// delivery as a [`DeliveryDelta`] (and the full time when that does
+    /// not fit), its key, and then its id: a short id's own length of
+    /// bytes, a long id as a [`LongIdHead`] and its bytes after the
+    /// platform's `wamid.` prefix. A long id's hash is computed again when
+    /// read rather than written: a spill past the page cache is bound by
+    /// the disk, so every byte left out is time saved.
     fn spill(
         &mut self,
         ranges: usize,
@@ -563,12 +570,15 @@ impl LogRows {
             }
             // One record built on the stack and copied whole; a long id's
             // bytes follow it.
+            let group = u16::try_from(g).map_err(|_| {
+                exec_datafusion_err!("a windowing spill holds groups below 2^16, not {g}")
+            })?;
             let mut record = [0u8; SPILLED_ROW_MAX];
-            record[..4].copy_from_slice(&g.to_le_bytes());
-            record[4..12].copy_from_slice(&p.sent_meta.to_le_bytes());
+            record[..2].copy_from_slice(&group.to_le_bytes());
+            record[2..10].copy_from_slice(&p.sent_meta.to_le_bytes());
             let delta = DeliveryDelta::of(p.sent_at(), p.delivered_at);
-            record[12..16].copy_from_slice(&delta.to_le_bytes());
-            record[16..24].copy_from_slice(&p.key.to_le_bytes());
+            record[10..14].copy_from_slice(&delta.to_le_bytes());
+            record[14..22].copy_from_slice(&p.key.to_le_bytes());
             let mut at = SPILLED_HEAD;
             if delta == DeliveryDelta::FULL {
                 record[at..at + 8].copy_from_slice(&p.delivered_at.to_le_bytes());
@@ -581,10 +591,9 @@ impl LogRows {
                 }
                 None => {
                     let id = Self::long_id(&self.id_bytes, p);
-                    let len = u32::try_from(id.len()).expect("a message id under 4 GiB");
-                    record[at..at + 4].copy_from_slice(&len.to_le_bytes());
-                    out.extend_from_slice(&record[..at + 4]);
-                    out.extend_from_slice(id);
+                    let (head, rest) = LongIdHead::write(id, &mut record[at..]);
+                    out.extend_from_slice(&record[..at + head]);
+                    out.extend_from_slice(rest);
                 }
             }
             if out.len() >= chunk {
@@ -599,11 +608,7 @@ impl LogRows {
         }
         drop(chunks);
         if keep_buffers {
-            // Refilling buffers already mapped costs no fresh pages, which
-            // cost the kernel as much as the rows' own work.
-            self.group.clear();
-            self.rows.clear();
-            self.id_bytes.clear();
+            self.clear();
         } else {
             *self = LogRows {
                 sort_buckets: self.sort_buckets,
@@ -611,6 +616,15 @@ impl LogRows {
             };
         }
         Ok(n)
+    }
+
+    /// Drops every row, keeping the buffers: refilling buffers already
+    /// mapped costs no fresh pages, which cost the kernel as much as the
+    /// rows' own work.
+    fn clear(&mut self) {
+        self.group.clear();
+        self.rows.clear();
+        self.id_bytes.clear();
     }
 
     /// Bytes of the rows held, not of the buffers' capacity.
@@ -631,13 +645,13 @@ impl LogRows {
         let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8"));
         while !bytes.is_empty() {
             let head = take(&mut bytes, SPILLED_HEAD)?;
-            let group = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
-            let sent_meta = word(head, 4) as i64;
-            let delta = i32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
+            let group = u32::from(u16::from_le_bytes(head[..2].try_into().expect("2 bytes")));
+            let sent_meta = word(head, 2) as i64;
+            let delta = i32::from_le_bytes(head[10..14].try_into().expect("4 bytes"));
             let mut p = Packed {
                 sent_meta,
                 delivered_at: NOT_DELIVERED,
-                key: word(head, 16),
+                key: word(head, 14),
                 id: [0; INLINE_ID],
             };
             p.delivered_at = match delta {
@@ -654,8 +668,19 @@ impl LogRows {
                     copy_short(&mut p.id, take(&mut bytes, len)?);
                 }
                 None => {
-                    let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4"));
-                    p.id = self.keep_long(take(&mut bytes, len as usize)?);
+                    let tag = take(&mut bytes, 1)?[0];
+                    let len = match tag & LongIdHead::LEN {
+                        LongIdHead::LEN => {
+                            u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4")) as usize
+                        }
+                        len => usize::from(len),
+                    };
+                    let prefix: &[u8] = if tag & LongIdHead::WAMID != 0 {
+                        LongIdHead::PREFIX
+                    } else {
+                        b""
+                    };
+                    p.id = self.keep_long(&[prefix, take(&mut bytes, len)?]);
                 }
             }
             let group = group.checked_sub(base).ok_or_else(|| {
@@ -698,11 +723,49 @@ impl DeliveryDelta {
     }
 }
 
+/// The byte before a spilled long id's bytes: whether the id starts with
+/// the platform's `wamid.`, left out of the bytes (the high bit), and how
+/// many bytes follow (the low 7 bits), or `LEN` when a 4-byte length
+/// follows first. Ids as the platform writes them spill in their length
+/// less 5 bytes.
+struct LongIdHead;
+
+impl LongIdHead {
+    const PREFIX: &'static [u8] = b"wamid.";
+    const WAMID: u8 = 0x80;
+    const LEN: u8 = 0x7F;
+
+    /// Writes `id`'s head to the start of `out`: its length in bytes, and
+    /// the bytes of `id` that follow it.
+    fn write<'i>(id: &'i [u8], out: &mut [u8]) -> (usize, &'i [u8]) {
+        let (tag, rest) = match id.strip_prefix(Self::PREFIX) {
+            Some(rest) => (Self::WAMID, rest),
+            None => (0, id),
+        };
+        match u8::try_from(rest.len()) {
+            Ok(len) if len < Self::LEN => {
+                out[0] = tag | len;
+                (1, rest)
+            }
+            _ => {
+                let len = u32::try_from(rest.len()).expect("a message id under 4 GiB");
+                out[0] = tag | Self::LEN;
+                out[1..5].copy_from_slice(&len.to_le_bytes());
+                (5, rest)
+            }
+        }
+    }
+}
+
 /// Bytes of a spilled row's record before its delivery's full time, if
 /// any, and its id.
-const SPILLED_HEAD: usize = 4 + 8 + 4 + 8;
+const SPILLED_HEAD: usize = 2 + 8 + 4 + 8;
 /// The most bytes of a record before a long id's bytes.
 const SPILLED_ROW_MAX: usize = SPILLED_HEAD + 8 + INLINE_ID;
+const _: () = assert!(
+    INLINE_ID >= 5,
+    "a long id's head fits where a short id would"
+);
 /// The most records of one range gathered before a write while spilling.
 const SPILL_CHUNK: usize = 256 << 10;
 /// The bytes of every range's gathered records together: a chunk is
@@ -787,6 +850,9 @@ pub struct WindowingGroups<O: PairOutput> {
     /// Evaluate to the pairs' values without their keys
     /// ([`RowsAccumulator::values_only`]).
     values_only: bool,
+    /// Empty the rows' buffers once every group is evaluated, keeping their
+    /// capacity, rather than free them ([`RowsAccumulator::keep_buffers`]).
+    keep_buffers: bool,
     /// The table that coded the keys when they come coded
     /// ([`RowsAccumulator::update_coded`]); decoding reads it.
     shared_keys: Option<Arc<SharedKeyCodes>>,
@@ -808,6 +874,7 @@ impl<O: PairOutput> WindowingGroups<O> {
             pair_keys: vec![],
             pairs_per_group: vec![],
             values_only: false,
+            keep_buffers: false,
             shared_keys: None,
         }
     }
@@ -969,11 +1036,15 @@ impl<O: PairOutput> WindowingGroups<O> {
         self.base += n;
         self.num_groups -= n;
         if self.num_groups == 0 {
-            self.log = LogRows {
-                sort_buckets: self.log.sort_buckets,
-                spare: std::mem::take(&mut self.log.spare),
-                ..LogRows::default()
-            };
+            if self.keep_buffers {
+                self.log.clear();
+            } else {
+                self.log = LogRows {
+                    sort_buckets: self.log.sort_buckets,
+                    spare: std::mem::take(&mut self.log.spare),
+                    ..LogRows::default()
+                };
+            }
             self.base = 0;
             self.index = None;
         } else if self
@@ -1235,6 +1306,11 @@ pub trait RowsAccumulator: Send + std::fmt::Debug {
     /// key.
     fn values_only(&mut self);
 
+    /// Keeps the row buffers, emptied, once every group is evaluated, for
+    /// the next rows to fill (a spilled run's next range), where otherwise
+    /// they are freed. Their capacity stays in [`Self::buffered_size`].
+    fn keep_buffers(&mut self);
+
     /// Decodes keys with `keys`, which codes them for
     /// [`Self::update_coded`], instead of its own table.
     fn share_keys(&mut self, keys: Arc<SharedKeyCodes>);
@@ -1301,6 +1377,10 @@ impl<O: PairOutput + Send> RowsAccumulator for WindowingGroups<O> {
 
     fn values_only(&mut self) {
         self.values_only = true;
+    }
+
+    fn keep_buffers(&mut self) {
+        self.keep_buffers = true;
     }
 
     fn share_keys(&mut self, keys: Arc<SharedKeyCodes>) {
@@ -1449,6 +1529,43 @@ mod tests {
             g.log.sort_buckets = 3;
         }
         g
+    }
+
+    #[test]
+    fn kept_buffers_are_emptied_by_an_evaluation_and_refilled_by_the_next_rows() {
+        let n = 1000;
+        let mut values = batch(n);
+        values[0] = cast(
+            &StringArray::from_iter_values((0..n).map(|i| format!("wamid.{i:040}"))),
+            &DataType::Utf8View,
+        )
+        .unwrap();
+        let groups: Vec<usize> = (0..n).map(|i| i % 7).collect();
+        let mut kept = accumulator(false);
+        RowsAccumulator::keep_buffers(&mut kept);
+        let mut answers = vec![];
+        let mut capacities = vec![];
+        for _ in 0..2 {
+            kept.update_batch(&values, &groups, None, 7).unwrap();
+            answers.push(counts(
+                &RowsAccumulator::evaluate_all(&mut kept, 7).unwrap(),
+            ));
+            let log = &kept.log;
+            assert_eq!((log.len(), log.rows.len(), log.id_bytes.len()), (0, 0, 0));
+            capacities.push((log.rows.capacity(), log.id_bytes.capacity()));
+        }
+        for (rows, ids) in &capacities {
+            assert!(*rows >= n && *ids >= n * 46, "{capacities:?}");
+        }
+        let mut fresh = accumulator(false);
+        fresh.update_batch(&values, &groups, None, 7).unwrap();
+        let expected = counts(&RowsAccumulator::evaluate_all(&mut fresh, 7).unwrap());
+        assert_eq!(answers, [expected.clone(), expected]);
+        assert_eq!(
+            fresh.log.rows.capacity(),
+            0,
+            "without keep_buffers they are freed"
+        );
     }
 
     #[test]
@@ -1637,18 +1754,20 @@ mod tests {
     }
 
     #[test]
-    fn spill_records_hold_a_delivery_in_four_bytes_and_no_long_id_hash() {
+    fn spill_records_hold_a_delivery_in_four_bytes_and_a_long_id_without_hash_or_prefix() {
         let sent = 1_706_745_600_000_000;
         let long = format!("wamid.{}", "H".repeat(52));
-        let cases: [(Option<i64>, &str, usize); 5] = [
-            (Some(sent + 3_000_000), &long, SPILLED_HEAD + 4 + 58),
+        let other = "x".repeat(40);
+        let cases: [(Option<i64>, &str, usize); 6] = [
+            (Some(sent + 3_000_000), &long, SPILLED_HEAD + 1 + 52),
+            (Some(sent), &other, SPILLED_HEAD + 1 + 40),
             (Some(sent - 1), "wamid.0123", SPILLED_HEAD + 10),
             (None, "", SPILLED_HEAD),
             (Some(sent + (1 << 31)), "wamid.0123", SPILLED_HEAD + 8 + 10),
             (
                 Some(sent + 86_400_000_000),
                 &long,
-                SPILLED_HEAD + 8 + 4 + 58,
+                SPILLED_HEAD + 8 + 1 + 52,
             ),
         ];
         for (delivered, id, expected) in cases {
@@ -1671,7 +1790,13 @@ mod tests {
     fn spill_records_round_trip_at_the_extremes() {
         let times = [-SENT_LIMIT, -1, 0, SENT_LIMIT - 1];
         let deliveries = [None, Some(i64::MIN + 1), Some(-1), Some(0), Some(i64::MAX)];
-        let ids = [0, 1, 15, 16, 17, 64, 300].map(|n| "w".repeat(n));
+        // Long ids with and without the platform's prefix, on both sides of
+        // the one-byte length.
+        let ids: Vec<String> = [0, 1, 15, 16, 17, 64, 126, 127, 300]
+            .map(|n| "w".repeat(n))
+            .into_iter()
+            .chain([11, 126, 127, 300].map(|n| format!("wamid.{}", "w".repeat(n))))
+            .collect();
         let mut log = LogRows::default();
         let mut expected = vec![];
         for (i, (&t, &d)) in times
