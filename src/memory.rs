@@ -119,14 +119,7 @@ pub fn mem_total(meminfo: &str) -> Option<usize> {
     proc_kb(meminfo, "MemTotal")
 }
 
-/// A `FIELD: N kB` line of a /proc text (`meminfo`, `PID/status`), in bytes.
-pub fn proc_kb(text: &str, field: &str) -> Option<usize> {
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
-    let kb: usize = line.trim().trim_end_matches("kB").trim().parse().ok()?;
-    kb.checked_mul(1024)
-}
+pub use wausage_udfs::proc_text::proc_kb;
 
 /// A cgroup v2 `memory.max`: bytes, or `max` (no limit).
 pub fn parse_memory_max(text: &str) -> Option<usize> {

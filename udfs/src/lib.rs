@@ -18,6 +18,7 @@ mod keys;
 pub mod log;
 mod optimizer;
 pub mod physical_plan;
+pub mod proc_text;
 pub mod rules;
 pub mod warnings;
 

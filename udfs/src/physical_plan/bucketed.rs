@@ -510,6 +510,9 @@ struct Shards {
     /// How every shard's groups split into spill ranges, chosen at the
     /// first spill.
     ranges: OnceLock<Ranges>,
+    /// Whether the spill files are written with direct I/O, chosen at the
+    /// first spill ([`Self::spill_past_page_cache`]).
+    direct_io: OnceLock<bool>,
     spilled_rows: Count,
 }
 
@@ -591,6 +594,7 @@ impl Running {
             disk: Arc::clone(&context.runtime_env().disk_manager),
             input: Arc::clone(&exec.input),
             ranges: OnceLock::new(),
+            direct_io: OnceLock::new(),
             spilled_rows: MetricBuilder::new(&exec.metrics).counter("spilled_rows", 0),
         });
         let mut tasks = Vec::with_capacity(inputs.len());
@@ -977,6 +981,7 @@ impl Shards {
                 &self.disk,
                 ranges,
                 accumulators.len(),
+                *self.direct_io.get_or_init(|| self.spill_past_page_cache()),
             )?),
         };
         let range_of = |g: u32| ranges.of(g as usize);
@@ -1017,6 +1022,23 @@ impl Shards {
         // want their share, and buckets are not all alike: an eighth of a
         // partition's share for the rows.
         let per_range = (pool / (8 * at_once)).max(1);
+        self.estimated_bytes().div_ceil(per_range).max(1)
+    }
+
+    /// Whether the whole input's rows would outgrow half the memory the
+    /// page cache can use (`MemAvailable`): then the spill files are
+    /// written and read with direct I/O. A spill that stays in the page
+    /// cache is read back from memory, faster than direct reads from disk
+    /// (20M messages under 256m: 6.5 s against 9.5 s); past it, every byte
+    /// costs a copy into pages the kernel must find and write back at the
+    /// disk's pace (200M under 2g: 40 s of system time against 7 s).
+    fn spill_past_page_cache(&self) -> bool {
+        outgrows_page_cache(self.estimated_bytes(), crate::proc_text::memory_available())
+    }
+
+    /// The bytes the whole input's rows would take in memory: the bytes
+    /// per row held so far times the input's rows.
+    fn estimated_bytes(&self) -> usize {
         let held = self.held.load(Ordering::Acquire);
         let read = self.rows_read.load(Ordering::Acquire).max(1);
         let total_rows = StatisticsContext::new()
@@ -1024,13 +1046,18 @@ impl Shards {
             .ok()
             .and_then(|s| s.num_rows.get_value().copied())
             .filter(|&n| n >= read);
-        let estimate = match total_rows {
+        match total_rows {
             Some(rows) => (held as f64 / read as f64 * rows as f64) as usize,
             // Past the pool with an unknown rest: room for 8 times as much.
             None => held.saturating_mul(8),
-        };
-        estimate.div_ceil(per_range).max(1)
+        }
     }
+}
+
+/// Whether rows of `bytes` outgrow half of `available`, the memory the page
+/// cache can use (never when unknown).
+fn outgrows_page_cache(bytes: usize, available: Option<usize>) -> bool {
+    available.is_some_and(|available| bytes > available / 2)
 }
 
 /// A counting sort of a batch's rows by destination (of `destinations`):
@@ -1322,6 +1349,15 @@ mod tests {
         Ok(lines)
     }
 
+    #[test]
+    fn only_a_spill_past_half_the_page_cache_goes_around_it() {
+        let gib = 1usize << 30;
+        use super::outgrows_page_cache;
+        assert!(outgrows_page_cache(31 * gib, Some(22 * gib)));
+        assert!(!outgrows_page_cache(3 * gib, Some(22 * gib)));
+        assert!(!outgrows_page_cache(11 * gib, Some(22 * gib)));
+        assert!(!outgrows_page_cache(usize::MAX, None));
+    }
     #[tokio::test]
     async fn past_its_pool_the_operator_spills_and_gives_the_same_answer() {
         let unordered = QUERY.replace(" ORDER BY 1, 2", "");

@@ -11,13 +11,14 @@
 //! a row and its id, where the input's columns take more and
 //! would have to be read and coded again.
 //!
-//! Where the spill dir's file system allows it, the file is written and
-//! read with direct I/O (`O_DIRECT`), in aligned blocks ([`DirectFile`]):
-//! a spill is written once and read once, so the page cache only costs a
-//! copy of every byte into pages the kernel must find, fill and write back
-//! at its own pace. On a virtual disk that writes 385 MB/s through the
-//! page cache (8 s of system time for 6 GB), direct writes ran at 0.9 to
-//! 1.1 GB/s for 1 to 1.6 s.
+//! A spill that would outgrow the page cache is written and read with
+//! direct I/O (`O_DIRECT`, where the spill dir's file system allows it),
+//! in aligned blocks ([`DirectFile`]): it is written once and read once,
+//! so the page cache only costs a copy of every byte into pages the kernel
+//! must find, fill and write back at its own pace. On a virtual disk that
+//! writes 385 MB/s through the page cache (8 s of system time for 6 GB),
+//! direct writes ran at 0.9 to 1.1 GB/s for 1 to 1.6 s. A smaller spill
+//! goes through the page cache and is read back from memory.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -81,13 +82,9 @@ enum Sink {
 }
 
 impl PartitionSpill {
-    pub fn create(disk: &Arc<DiskManager>, ranges: Ranges, aggregates: usize) -> Result<Self> {
-        Self::create_with(disk, ranges, aggregates, true)
-    }
-
-    /// As [`Self::create`], with direct I/O only when `direct` (and the
-    /// file system allows it).
-    fn create_with(
+    /// A spill file for `aggregates` aggregates' `ranges`, written with
+    /// direct I/O when `direct` and the file system allows it.
+    pub fn create(
         disk: &Arc<DiskManager>,
         ranges: Ranges,
         aggregates: usize,
@@ -405,7 +402,7 @@ mod tests {
         for direct in [true, false] {
             let disk = Arc::new(DiskManager::builder().build().unwrap());
             let ranges = Ranges::new(10, 3);
-            let mut spill = PartitionSpill::create_with(&disk, ranges, 2, direct).unwrap();
+            let mut spill = PartitionSpill::create(&disk, ranges, 2, direct).unwrap();
             let mut expected = vec![vec![]; 2 * 3];
             for i in 0..300u32 {
                 let (a, r) = ((i % 2) as usize, (i % 3) as usize);
