@@ -668,18 +668,7 @@ impl LogRows {
                     copy_short(&mut p.id, take(&mut bytes, len)?);
                 }
                 None => {
-                    let tag = take(&mut bytes, 1)?[0];
-                    let len = match tag & LongIdHead::LEN {
-                        LongIdHead::LEN => {
-                            u32::from_le_bytes(take(&mut bytes, 4)?.try_into().expect("4")) as usize
-                        }
-                        len => usize::from(len),
-                    };
-                    let prefix: &[u8] = if tag & LongIdHead::WAMID != 0 {
-                        LongIdHead::PREFIX
-                    } else {
-                        b""
-                    };
+                    let (prefix, len) = LongIdHead::read(&mut bytes, take)?;
                     p.id = self.keep_long(&[prefix, take(&mut bytes, len)?]);
                 }
             }
@@ -754,6 +743,25 @@ impl LongIdHead {
                 (5, rest)
             }
         }
+    }
+
+    /// Reads a head [`Self::write`] wrote with `take`: the prefix left out
+    /// of the id's bytes, and how many bytes follow.
+    fn read<'b>(
+        bytes: &mut &'b [u8],
+        take: fn(&mut &'b [u8], usize) -> Result<&'b [u8]>,
+    ) -> Result<(&'static [u8], usize)> {
+        let tag = take(bytes, 1)?[0];
+        let len = match tag & Self::LEN {
+            Self::LEN => u32::from_le_bytes(take(bytes, 4)?.try_into().expect("4 bytes")) as usize,
+            len => usize::from(len),
+        };
+        let prefix: &[u8] = if tag & Self::WAMID != 0 {
+            Self::PREFIX
+        } else {
+            b""
+        };
+        Ok((prefix, len))
     }
 }
 

@@ -244,9 +244,7 @@ impl WrittenSpill {
         }
         Ok(())
     }
-}
 
-impl WrittenSpill {
     /// [`Self::read`] of a file written directly: each piece read with the
     /// aligned blocks around it into an aligned part of `buffer`.
     #[cfg(target_os = "linux")]
