@@ -20,7 +20,7 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 
 use super::codec::WausageCodec;
-use super::{host_port, readyz};
+use crate::engine::remote::{host_port, readyz, ADAPTIVE_PLANNER};
 use crate::engine::settings::WaOptions;
 use crate::error::{Result, WaError};
 use crate::storage::{AwsOptions, AzureOptions, GcpOptions, StoreRegistry};
@@ -45,7 +45,7 @@ pub(super) fn cluster_config() -> SessionConfig {
         .with_option_extension(AzureOptions::default());
     config
         .options_mut()
-        .set(super::ADAPTIVE_PLANNER, "false")
+        .set(ADAPTIVE_PLANNER, "false")
         .expect("Ballista's config has the adaptive planner setting");
     config
 }

@@ -171,7 +171,7 @@ async fn statement_rows(
 /// query does not finish; never resolves on a local session.
 async fn lost_executor(ctx: &SessionContext) -> WaError {
     #[cfg(feature = "cluster")]
-    return crate::cluster::lost_executor(ctx).await;
+    return super::remote::lost_executor(ctx).await;
     #[cfg(not(feature = "cluster"))]
     {
         let _ = ctx;

@@ -6,6 +6,8 @@ pub mod log_table;
 pub mod logs;
 pub mod parse;
 pub mod pricing_analytics;
+#[cfg(feature = "cluster")]
+pub mod remote;
 pub mod saved;
 pub mod saved_functions;
 pub mod session;

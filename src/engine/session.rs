@@ -138,7 +138,7 @@ async fn remote_context(
     config: SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 ) -> Result<SessionContext> {
-    crate::cluster::remote_context(url, config, runtime).await
+    super::remote::remote_context(url, config, runtime).await
 }
 
 #[cfg(not(feature = "cluster"))]
