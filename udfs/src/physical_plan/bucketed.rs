@@ -507,12 +507,9 @@ struct Shards {
     /// ranges.
     disk: Arc<DiskManager>,
     input: Arc<dyn ExecutionPlan>,
-    /// How every shard's groups split into spill ranges, chosen at the
-    /// first spill.
-    ranges: OnceLock<Ranges>,
-    /// Whether the spill files are written with direct I/O, chosen at the
-    /// first spill ([`Self::spill_past_page_cache`]).
-    direct_io: OnceLock<bool>,
+    /// How every shard spills, chosen at the first spill from one estimate
+    /// of the input's bytes ([`Self::spill_layout`]).
+    spill_layout: OnceLock<SpillLayout>,
     spilled_rows: Count,
 }
 
@@ -593,8 +590,7 @@ impl Running {
             pool,
             disk: Arc::clone(&context.runtime_env().disk_manager),
             input: Arc::clone(&exec.input),
-            ranges: OnceLock::new(),
-            direct_io: OnceLock::new(),
+            spill_layout: OnceLock::new(),
             spilled_rows: MetricBuilder::new(&exec.metrics).counter("spilled_rows", 0),
         });
         let mut tasks = Vec::with_capacity(inputs.len());
@@ -642,7 +638,7 @@ impl Running {
             return Err(DataFusionError::Shared(e));
         }
         let batch_size = batch_size.max(1);
-        if self.shards.ranges.get().is_some() {
+        if self.shards.spill_layout.get().is_some() {
             // Every spilled shard's rows still held join the ones on disk
             // before any range is evaluated, so that the buffers they kept
             // leave the pool to the ranges. Each output partition starts
@@ -964,11 +960,15 @@ impl Shards {
     /// Writes `shard`'s rows to its spill file, by range, and drops them,
     /// keeping their buffers when `keep_buffers`.
     fn spill_shard(&self, shard: &mut Shard, keep_buffers: bool) -> Result<()> {
-        let ranges = *self.ranges.get_or_init(|| {
-            Ranges::new(
-                self.groups_per_shard,
-                self.ranges_needed().div_ceil(self.shards.len()),
-            )
+        let SpillLayout { ranges, direct_io } = *self.spill_layout.get_or_init(|| {
+            let bytes = self.estimated_bytes();
+            SpillLayout {
+                ranges: Ranges::new(
+                    self.groups_per_shard,
+                    self.ranges_needed(bytes).div_ceil(self.shards.len()),
+                ),
+                direct_io: outgrows_page_cache(bytes, crate::proc_text::memory_available()),
+            }
         });
         let Shard {
             accumulators,
@@ -981,7 +981,7 @@ impl Shards {
                 &self.disk,
                 ranges,
                 accumulators.len(),
-                *self.direct_io.get_or_init(|| self.spill_past_page_cache()),
+                direct_io,
             )?),
         };
         let range_of = |g: u32| ranges.of(g as usize);
@@ -1009,10 +1009,10 @@ impl Shards {
         Ok(())
     }
 
-    /// Ranges in all: the input's rows at the bytes per row held so far,
-    /// over a share of the pool for each output partition evaluating a
-    /// range at once (all of them may, however few the cores).
-    fn ranges_needed(&self) -> usize {
+    /// Ranges in all: the input's `bytes` over a share of the pool for
+    /// each output partition evaluating a range at once (all of them may,
+    /// however few the cores).
+    fn ranges_needed(&self, bytes: usize) -> usize {
         let Some(pool) = self.pool else {
             return self.shards.len() * 8;
         };
@@ -1022,18 +1022,7 @@ impl Shards {
         // want their share, and buckets are not all alike: an eighth of a
         // partition's share for the rows.
         let per_range = (pool / (8 * at_once)).max(1);
-        self.estimated_bytes().div_ceil(per_range).max(1)
-    }
-
-    /// Whether the whole input's rows would outgrow half the memory the
-    /// page cache can use (`MemAvailable`): then the spill files are
-    /// written and read with direct I/O. A spill that stays in the page
-    /// cache is read back from memory, faster than direct reads from disk
-    /// (20M messages under 256m: 6.5 s against 9.5 s); past it, every byte
-    /// costs a copy into pages the kernel must find and write back at the
-    /// disk's pace (200M under 2g: 40 s of system time against 7 s).
-    fn spill_past_page_cache(&self) -> bool {
-        outgrows_page_cache(self.estimated_bytes(), crate::proc_text::memory_available())
+        bytes.div_ceil(per_range).max(1)
     }
 
     /// The bytes the whole input's rows would take in memory: the bytes
@@ -1054,8 +1043,23 @@ impl Shards {
     }
 }
 
+/// How every shard of a run spills.
+#[derive(Debug, Clone, Copy)]
+struct SpillLayout {
+    /// How every shard's groups split into ranges.
+    ranges: Ranges,
+    /// Whether the files are written and read with direct I/O
+    /// ([`outgrows_page_cache`]).
+    direct_io: bool,
+}
+
 /// Whether rows of `bytes` outgrow half of `available`, the memory the page
-/// cache can use (never when unknown).
+/// cache can use (never when unknown): then the spill files are written and
+/// read with direct I/O. A spill that stays in the page cache is read back
+/// from memory, faster than direct reads from disk (20M messages under
+/// 256m: 6.5 s against 9.5 s); past it, every byte costs a copy into pages
+/// the kernel must find and write back at the disk's pace (200M under 2g:
+/// 40 s of system time against 7 s).
 fn outgrows_page_cache(bytes: usize, available: Option<usize>) -> bool {
     available.is_some_and(|available| bytes > available / 2)
 }
@@ -1351,13 +1355,14 @@ mod tests {
 
     #[test]
     fn only_a_spill_past_half_the_page_cache_goes_around_it() {
-        let gib = 1usize << 30;
         use super::outgrows_page_cache;
+        let gib = 1usize << 30;
         assert!(outgrows_page_cache(31 * gib, Some(22 * gib)));
         assert!(!outgrows_page_cache(3 * gib, Some(22 * gib)));
         assert!(!outgrows_page_cache(11 * gib, Some(22 * gib)));
         assert!(!outgrows_page_cache(usize::MAX, None));
     }
+
     #[tokio::test]
     async fn past_its_pool_the_operator_spills_and_gives_the_same_answer() {
         let unordered = QUERY.replace(" ORDER BY 1, 2", "");
